@@ -1,0 +1,600 @@
+//! The segmented, checksummed append-only log with group commit.
+//!
+//! One implementation serves the engine's write-ahead log and (later) the
+//! per-core Raft log. Records get consecutive log sequence numbers (LSNs,
+//! starting at 1). [`Log::append`] buffers a record; [`Log::sync`] makes every
+//! record up to an LSN durable. Concurrent callers of `sync` share one write and
+//! one `fdatasync` (group commit): whoever finds the device idle writes all
+//! buffered records as one chunk, the others wait for it.
+//!
+//! A failed write or sync poisons the log: the bytes on disk are unknown, so
+//! every later call fails until the log is reopened (recovery then decides).
+
+pub mod format;
+
+use crate::disk::{Disk, DiskFile, IoBuf, OpenMode, PAGE_BYTES, align_up};
+use crate::notify::Notify;
+use crate::{Error, Result};
+use format::{
+    CHUNK_HEADER_BYTES, ChunkProblem, FIRST_CHUNK_OFFSET, RECORD_HEADER_BYTES, SegmentHeader,
+    decode_chunk, durability_proven_after, encode_chunk_header, frame_record,
+};
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use zerocopy::IntoBytes;
+
+/// Log sequence number of a record; the first record is 1.
+pub type Lsn = u64;
+
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// File name prefix of segments: `{prefix}-{sequence:020}.log`.
+    pub prefix: String,
+    /// A segment is closed when the next chunk would take it past this size.
+    pub segment_bytes_max: u64,
+    /// Largest chunk one group write puts on disk; bounds record size too.
+    pub chunk_bytes_max: usize,
+    /// Reserve each new segment's full size up front.
+    pub preallocate: bool,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            prefix: "wal".into(),
+            segment_bytes_max: 64 << 20,
+            chunk_bytes_max: 4 << 20,
+            preallocate: true,
+        }
+    }
+}
+
+impl LogOptions {
+    /// Largest record payload the log accepts.
+    pub fn record_bytes_max(&self) -> usize {
+        self.chunk_bytes_max - CHUNK_HEADER_BYTES - RECORD_HEADER_BYTES
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ok = self.chunk_bytes_max % PAGE_BYTES == 0
+            && self.chunk_bytes_max >= 2 * PAGE_BYTES
+            && self.segment_bytes_max >= FIRST_CHUNK_OFFSET + self.chunk_bytes_max as u64
+            && !self.prefix.is_empty();
+        if !ok {
+            return Err(Error::Invalid(format!("bad log options {self:?}")));
+        }
+        Ok(())
+    }
+}
+
+struct Segment {
+    sequence: u64,
+    first_lsn: Lsn,
+    path: PathBuf,
+}
+
+struct Inner<D: Disk> {
+    disk: D,
+    dir: PathBuf,
+    opts: LogOptions,
+    segments: Vec<Segment>,
+    active: Rc<D::File>,
+    /// Next write offset in the active segment (page aligned).
+    active_pos: u64,
+    /// Framed records not yet handed to the disk.
+    pending: Vec<u8>,
+    pending_records: u32,
+    next_lsn: Lsn,
+    written_lsn: Lsn,
+    durable_lsn: Lsn,
+    /// A task is writing or syncing; others wait on `io_done`.
+    busy: bool,
+    poisoned: Option<String>,
+}
+
+pub struct Log<D: Disk> {
+    inner: RefCell<Inner<D>>,
+    io_done: Notify,
+}
+
+/// What [`Log::open`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// LSN the next appended record will get.
+    pub next_lsn: Lsn,
+    /// Where a torn tail was cut: (segment path, offset), if any.
+    pub cut_at: Option<(PathBuf, u64)>,
+}
+
+fn segment_path(dir: &Path, prefix: &str, sequence: u64) -> PathBuf {
+    dir.join(format!("{prefix}-{sequence:020}.log"))
+}
+
+/// Segment files of `prefix` in `dir`, sorted by sequence.
+pub fn list_segments<D: Disk>(disk: &D, dir: &Path, prefix: &str) -> Result<Vec<(u64, PathBuf)>> {
+    let mut found = Vec::new();
+    for name in disk.list_dir(dir)? {
+        let Some(rest) = name.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')) else {
+            continue;
+        };
+        let Some(seq) = rest
+            .strip_suffix(".log")
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        found.push((seq, dir.join(&name)));
+    }
+    found.sort();
+    Ok(found)
+}
+
+async fn read_all<F: DiskFile>(file: &F) -> Result<Vec<u8>> {
+    let size = file.size().await? as usize;
+    let mut out = Vec::with_capacity(size);
+    const STEP: usize = 1 << 20;
+    while out.len() < size {
+        let want = STEP.min(size - out.len());
+        let got = file.read_at(out.len() as u64, want).await?;
+        if got.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&got);
+    }
+    Ok(out)
+}
+
+fn corrupt(path: &Path, offset: u64, detail: String) -> Error {
+    Error::Corrupt {
+        what: "log segment",
+        path: path.to_path_buf(),
+        offset,
+        detail,
+    }
+}
+
+impl<D: Disk> Log<D> {
+    /// Opens (or creates) the log in `dir`, verifying every record and passing
+    /// each one with LSN >= `replay_from` to `replay` in order.
+    ///
+    /// A bad chunk is a torn tail, and is cut, unless a later valid chunk shows
+    /// that its records had been made durable; then it is corruption and the
+    /// error names the file and offset.
+    pub async fn open(
+        disk: D,
+        dir: &Path,
+        opts: LogOptions,
+        replay_from: Lsn,
+        mut replay: impl FnMut(Lsn, &[u8]) -> Result<()>,
+    ) -> Result<(Rc<Self>, Recovery)> {
+        opts.validate()?;
+        disk.create_dir_all(dir).await?;
+        let found = list_segments(&disk, dir, &opts.prefix)?;
+        if found.is_empty() {
+            let first = Self::create_segment(&disk, dir, &opts, 1, 1).await?;
+            let log = Self::assemble(
+                disk,
+                dir,
+                opts,
+                vec![first.0],
+                first.1,
+                FIRST_CHUNK_OFFSET,
+                1,
+            );
+            return Ok((
+                log,
+                Recovery {
+                    next_lsn: 1,
+                    cut_at: None,
+                },
+            ));
+        }
+
+        let mut segments = Vec::new();
+        let mut images = Vec::new();
+        for (seq, path) in &found {
+            let file = disk.open(path, OpenMode::Read).await?;
+            let bytes = read_all(&file).await?;
+            file.close().await?;
+            let header = SegmentHeader::decode(&bytes).map_err(|e| corrupt(path, 0, e))?;
+            if header.sequence.get() != *seq {
+                let detail = format!(
+                    "header sequence {} differs from name",
+                    header.sequence.get()
+                );
+                return Err(corrupt(path, 0, detail));
+            }
+            segments.push(Segment {
+                sequence: *seq,
+                first_lsn: header.first_lsn.get(),
+                path: path.clone(),
+            });
+            images.push(bytes);
+        }
+
+        let mut expected = segments[0].first_lsn;
+        let mut cut_at = None;
+        let mut end = (segments.len() - 1, FIRST_CHUNK_OFFSET);
+        'segments: for i in 0..segments.len() {
+            let path = &segments[i].path;
+            if segments[i].first_lsn != expected {
+                let detail = format!(
+                    "segment starts at LSN {}, expected {expected}",
+                    segments[i].first_lsn
+                );
+                return Err(corrupt(path, 0, detail));
+            }
+            let bytes = &images[i];
+            let mut offset = FIRST_CHUNK_OFFSET;
+            loop {
+                let problem = match decode_chunk(bytes, offset) {
+                    Ok(chunk) if chunk.header.first_lsn.get() == expected => {
+                        for (n, &(at, len)) in chunk.records.iter().enumerate() {
+                            let lsn = expected + n as u64;
+                            if lsn >= replay_from {
+                                replay(lsn, &bytes[at as usize..at as usize + len as usize])?;
+                            }
+                        }
+                        expected += chunk.records.len() as u64;
+                        offset += chunk.span();
+                        continue;
+                    }
+                    Ok(chunk) => ChunkProblem::Bad {
+                        offset,
+                        reason: format!(
+                            "chunk starts at LSN {}, expected {expected}",
+                            chunk.header.first_lsn.get()
+                        ),
+                    },
+                    Err(problem) => problem,
+                };
+                let proven = durability_proven_after(bytes, offset + PAGE_BYTES as u64, expected)
+                    || images[i + 1..]
+                        .iter()
+                        .any(|img| durability_proven_after(img, FIRST_CHUNK_OFFSET, expected));
+                match problem {
+                    // A closed segment ends where its writer rolled to the next.
+                    ChunkProblem::End if i + 1 < segments.len() => continue 'segments,
+                    ChunkProblem::End => {
+                        end = (i, offset);
+                        break 'segments;
+                    }
+                    ChunkProblem::Bad {
+                        offset: bad_at,
+                        reason,
+                    } if proven => {
+                        return Err(corrupt(path, bad_at, reason));
+                    }
+                    ChunkProblem::Bad { .. } => {
+                        cut_at = Some((path.clone(), offset));
+                        end = (i, offset);
+                        break 'segments;
+                    }
+                }
+            }
+        }
+
+        // Drop everything after the end of valid data: later segments hold
+        // only unacknowledged bytes (nothing proved them durable).
+        let (last, pos) = end;
+        for seg in segments.drain(last + 1..) {
+            if cut_at.is_none() {
+                cut_at = Some((seg.path.clone(), 0));
+            }
+            disk.remove(&seg.path).await?;
+        }
+        let active = disk.open(&segments[last].path, OpenMode::ReadWrite).await?;
+        if cut_at.is_some() {
+            active.truncate(pos).await?;
+            active.sync().await?;
+            disk.sync_dir(dir).await?;
+        }
+        let log = Self::assemble(disk, dir, opts, segments, active, pos, expected);
+        Ok((
+            log,
+            Recovery {
+                next_lsn: expected,
+                cut_at,
+            },
+        ))
+    }
+
+    fn assemble(
+        disk: D,
+        dir: &Path,
+        opts: LogOptions,
+        segments: Vec<Segment>,
+        active: D::File,
+        active_pos: u64,
+        next_lsn: Lsn,
+    ) -> Rc<Self> {
+        Rc::new(Log {
+            inner: RefCell::new(Inner {
+                disk,
+                dir: dir.to_path_buf(),
+                opts,
+                segments,
+                active: Rc::new(active),
+                active_pos,
+                pending: Vec::new(),
+                pending_records: 0,
+                next_lsn,
+                written_lsn: next_lsn - 1,
+                durable_lsn: next_lsn - 1,
+                busy: false,
+                poisoned: None,
+            }),
+            io_done: Notify::new(),
+        })
+    }
+
+    /// Creates a segment whose header is durable and whose name is durable.
+    async fn create_segment(
+        disk: &D,
+        dir: &Path,
+        opts: &LogOptions,
+        sequence: u64,
+        first_lsn: Lsn,
+    ) -> Result<(Segment, D::File)> {
+        let path = segment_path(dir, &opts.prefix, sequence);
+        let file = disk.open(&path, OpenMode::CreateNew).await?;
+        if opts.preallocate {
+            file.preallocate(opts.segment_bytes_max).await?;
+        }
+        let mut page = disk.alloc_buf(PAGE_BYTES);
+        let header = SegmentHeader::new(sequence, first_lsn);
+        page.as_mut_slice()[..size_of::<SegmentHeader>()].copy_from_slice(header.as_bytes());
+        file.write_at(page, 0).await?;
+        file.sync().await?;
+        disk.sync_dir(dir).await?;
+        Ok((
+            Segment {
+                sequence,
+                first_lsn,
+                path,
+            },
+            file,
+        ))
+    }
+
+    fn check_poison(inner: &Inner<D>) -> Result<()> {
+        match &inner.poisoned {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Buffers one record and returns its LSN. Nothing is written yet; call
+    /// [`Log::sync`] (durable) or [`Log::write_out`] (written, not durable).
+    pub fn append(&self, payload: &[u8]) -> Result<Lsn> {
+        let mut inner = self.inner.borrow_mut();
+        Self::check_poison(&inner)?;
+        let max = inner.opts.record_bytes_max();
+        if payload.len() > max {
+            return Err(Error::RecordTooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        frame_record(&mut inner.pending, payload);
+        inner.pending_records += 1;
+        let lsn = inner.next_lsn;
+        inner.next_lsn += 1;
+        Ok(lsn)
+    }
+
+    /// Bytes buffered and not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.inner.borrow().pending.len()
+    }
+
+    pub fn last_lsn(&self) -> Lsn {
+        self.inner.borrow().next_lsn - 1
+    }
+
+    pub fn durable_lsn(&self) -> Lsn {
+        self.inner.borrow().durable_lsn
+    }
+
+    pub fn poisoned(&self) -> Option<String> {
+        self.inner.borrow().poisoned.clone()
+    }
+
+    /// Makes every record up to `lsn` durable (group commit).
+    pub async fn sync(&self, lsn: Lsn) -> Result<()> {
+        self.drive(lsn, true).await
+    }
+
+    /// Hands every record up to `lsn` to the disk without waiting for durability.
+    pub async fn write_out(&self, lsn: Lsn) -> Result<()> {
+        self.drive(lsn, false).await
+    }
+
+    async fn drive(&self, lsn: Lsn, durable: bool) -> Result<()> {
+        loop {
+            let wait = {
+                let mut inner = self.inner.borrow_mut();
+                Self::check_poison(&inner)?;
+                let done = if durable {
+                    inner.durable_lsn
+                } else {
+                    inner.written_lsn
+                };
+                if done >= lsn {
+                    return Ok(());
+                }
+                if !inner.busy {
+                    inner.busy = true;
+                    None
+                } else {
+                    Some(self.io_done.notified())
+                }
+            };
+            match wait {
+                Some(notified) => notified.await,
+                None => {
+                    let result = self.lead(durable).await;
+                    let mut inner = self.inner.borrow_mut();
+                    inner.busy = false;
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "log write failed; poisoning the log");
+                        inner.poisoned.get_or_insert_with(|| e.to_string());
+                    }
+                    drop(inner);
+                    self.io_done.notify_all();
+                    result?;
+                }
+            }
+        }
+    }
+
+    /// Writes every buffered record, then syncs if `durable`. Only one task
+    /// runs this at a time (`busy`).
+    async fn lead(&self, durable: bool) -> Result<()> {
+        loop {
+            let Some(chunk) = self.take_chunk().await? else {
+                break;
+            };
+            let (file, pos, buf, last_lsn) = chunk;
+            file.write_at(buf, pos).await?;
+            self.inner.borrow_mut().written_lsn = last_lsn;
+        }
+        if durable {
+            let (file, written) = {
+                let inner = self.inner.borrow();
+                (inner.active.clone(), inner.written_lsn)
+            };
+            if written > self.inner.borrow().durable_lsn {
+                file.sync().await?;
+                self.inner.borrow_mut().durable_lsn = written;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes up to one chunk's worth of buffered records, rolling to a new
+    /// segment first if it would not fit. Returns the file, offset, page-padded
+    /// buffer and the chunk's last LSN.
+    async fn take_chunk(&self) -> Result<Option<(Rc<D::File>, u64, D::Buf, Lsn)>> {
+        let (need, seg_max) = {
+            let inner = self.inner.borrow();
+            if inner.pending.is_empty() {
+                return Ok(None);
+            }
+            let body = Self::chunk_body_len(&inner);
+            (
+                align_up(CHUNK_HEADER_BYTES + body) as u64,
+                inner.opts.segment_bytes_max,
+            )
+        };
+        if self.inner.borrow().active_pos + need > seg_max {
+            self.roll().await?;
+        }
+        let mut inner = self.inner.borrow_mut();
+        let body = Self::chunk_body_len(&inner);
+        let mut buf = inner.disk.alloc_buf(align_up(CHUNK_HEADER_BYTES + body));
+        let (count, _) = Self::records_in(&inner.pending[..body]);
+        let first_lsn = inner.written_lsn + 1;
+        let slice = buf.as_mut_slice();
+        encode_chunk_header(slice, body, count, first_lsn, inner.durable_lsn);
+        slice[CHUNK_HEADER_BYTES..CHUNK_HEADER_BYTES + body]
+            .copy_from_slice(&inner.pending[..body]);
+        inner.pending.drain(..body);
+        inner.pending_records -= count;
+        let pos = inner.active_pos;
+        inner.active_pos += slice.len() as u64;
+        Ok(Some((
+            inner.active.clone(),
+            pos,
+            buf,
+            first_lsn + count as u64 - 1,
+        )))
+    }
+
+    /// Length of the prefix of `pending` that fits in one chunk (whole records).
+    fn chunk_body_len(inner: &Inner<D>) -> usize {
+        let limit = inner.opts.chunk_bytes_max - CHUNK_HEADER_BYTES;
+        if inner.pending.len() <= limit {
+            return inner.pending.len();
+        }
+        Self::records_in(&inner.pending[..])
+            .1
+            .into_iter()
+            .take_while(|&end| end <= limit)
+            .last()
+            .expect("every record fits in a chunk")
+    }
+
+    /// Counts the whole framed records in `bytes`; also returns each record's end.
+    fn records_in(bytes: &[u8]) -> (u32, Vec<usize>) {
+        let mut ends = Vec::new();
+        let mut pos = 0;
+        while pos + RECORD_HEADER_BYTES <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+            let end = pos + RECORD_HEADER_BYTES + len;
+            if end > bytes.len() {
+                break;
+            }
+            ends.push(end);
+            pos = end;
+        }
+        (ends.len() as u32, ends)
+    }
+
+    /// Closes the active segment (synced first, so every segment but the last
+    /// is fully durable) and starts the next one.
+    async fn roll(&self) -> Result<()> {
+        let (disk, dir, opts, old, written, sequence) = {
+            let inner = self.inner.borrow();
+            let last = inner.segments.last().expect("a log always has a segment");
+            (
+                inner.disk.clone(),
+                inner.dir.clone(),
+                inner.opts.clone(),
+                inner.active.clone(),
+                inner.written_lsn,
+                last.sequence + 1,
+            )
+        };
+        old.sync().await?;
+        self.inner.borrow_mut().durable_lsn = written;
+        let (segment, file) =
+            Self::create_segment(&disk, &dir, &opts, sequence, written + 1).await?;
+        let mut inner = self.inner.borrow_mut();
+        inner.segments.push(segment);
+        inner.active = Rc::new(file);
+        inner.active_pos = FIRST_CHUNK_OFFSET;
+        Ok(())
+    }
+
+    /// Removes whole segments whose records are all below `lsn` (never the
+    /// active segment). Returns how many were removed.
+    pub async fn truncate_before(&self, lsn: Lsn) -> Result<usize> {
+        let (disk, doomed) = {
+            let mut inner = self.inner.borrow_mut();
+            let mut n = 0;
+            while n + 1 < inner.segments.len() && inner.segments[n + 1].first_lsn <= lsn {
+                n += 1;
+            }
+            let doomed: Vec<PathBuf> = inner.segments.drain(..n).map(|s| s.path).collect();
+            (inner.disk.clone(), doomed)
+        };
+        for path in &doomed {
+            disk.remove(path).await?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// Number of segment files currently in use.
+    pub fn segment_count(&self) -> usize {
+        self.inner.borrow().segments.len()
+    }
+
+    /// Writes and syncs everything buffered, then closes the active file.
+    pub async fn close(self: Rc<Self>) -> Result<()> {
+        let last = self.last_lsn();
+        self.sync(last).await?;
+        Ok(())
+    }
+}

@@ -154,6 +154,129 @@ fn corrupt(path: &Path, offset: u64, detail: String) -> Error {
     }
 }
 
+/// One segment file's bytes, as read from disk.
+#[derive(Debug, Clone)]
+pub struct SegmentImage {
+    pub sequence: u64,
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+}
+
+/// Where a verified record lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLocation {
+    pub lsn: Lsn,
+    /// Index into the scanned images.
+    pub segment: usize,
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// The verdict of [`scan_images`] over a log's segments.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// Every valid record, in LSN order.
+    pub records: Vec<RecordLocation>,
+    /// First LSN of each segment (from its header).
+    pub first_lsns: Vec<Lsn>,
+    pub next_lsn: Lsn,
+    /// (segment index, offset) where valid data ends.
+    pub end: (usize, u64),
+    /// Where a torn tail begins, if there is one (recovery cuts it there).
+    pub cut_at: Option<(PathBuf, u64)>,
+}
+
+/// Verifies a log's segments (sorted by sequence) without touching the disk:
+/// every header, chunk and record checksum, LSN continuity, and whether a bad
+/// chunk is a torn tail (no later chunk proves it durable) or corruption (an
+/// error naming the file and offset).
+pub fn scan_images(images: &[SegmentImage]) -> Result<Scan> {
+    assert!(!images.is_empty(), "a log has at least one segment");
+    let mut first_lsns = Vec::with_capacity(images.len());
+    for img in images {
+        let header = SegmentHeader::decode(&img.bytes).map_err(|e| corrupt(&img.path, 0, e))?;
+        if header.sequence.get() != img.sequence {
+            let detail = format!(
+                "header sequence {} differs from name",
+                header.sequence.get()
+            );
+            return Err(corrupt(&img.path, 0, detail));
+        }
+        first_lsns.push(header.first_lsn.get());
+    }
+    let mut records = Vec::new();
+    let mut expected = first_lsns[0];
+    let mut cut_at = None;
+    let mut end = (images.len() - 1, FIRST_CHUNK_OFFSET);
+    'segments: for (i, img) in images.iter().enumerate() {
+        let path = &img.path;
+        if first_lsns[i] != expected {
+            let detail = format!(
+                "segment starts at LSN {}, expected {expected}",
+                first_lsns[i]
+            );
+            return Err(corrupt(path, 0, detail));
+        }
+        let bytes = &img.bytes;
+        let mut offset = FIRST_CHUNK_OFFSET;
+        loop {
+            let problem = match decode_chunk(bytes, offset) {
+                Ok(chunk) if chunk.header.first_lsn.get() == expected => {
+                    for (n, &(at, len)) in chunk.records.iter().enumerate() {
+                        records.push(RecordLocation {
+                            lsn: expected + n as u64,
+                            segment: i,
+                            offset: at,
+                            len,
+                        });
+                    }
+                    expected += chunk.records.len() as u64;
+                    offset += chunk.span();
+                    continue;
+                }
+                Ok(chunk) => ChunkProblem::Bad {
+                    offset,
+                    reason: format!(
+                        "chunk starts at LSN {}, expected {expected}",
+                        chunk.header.first_lsn.get()
+                    ),
+                },
+                Err(problem) => problem,
+            };
+            let proven = durability_proven_after(bytes, offset + PAGE_BYTES as u64, expected)
+                || images[i + 1..]
+                    .iter()
+                    .any(|img| durability_proven_after(&img.bytes, FIRST_CHUNK_OFFSET, expected));
+            match problem {
+                // A closed segment ends where its writer rolled to the next.
+                ChunkProblem::End if i + 1 < images.len() => continue 'segments,
+                ChunkProblem::End => {
+                    end = (i, offset);
+                    break 'segments;
+                }
+                ChunkProblem::Bad {
+                    offset: bad_at,
+                    reason,
+                } if proven => {
+                    return Err(corrupt(path, bad_at, reason));
+                }
+                ChunkProblem::Bad { .. } => {
+                    cut_at = Some((path.clone(), offset));
+                    end = (i, offset);
+                    break 'segments;
+                }
+            }
+        }
+    }
+    Ok(Scan {
+        records,
+        first_lsns,
+        next_lsn: expected,
+        end,
+        cut_at,
+    })
+}
+
 impl<D: Disk> Log<D> {
     /// Opens (or creates) the log in `dir`, verifying every record and passing
     /// each one with LSN >= `replay_from` to `replay` in order.
@@ -191,89 +314,39 @@ impl<D: Disk> Log<D> {
             ));
         }
 
-        let mut segments = Vec::new();
         let mut images = Vec::new();
         for (seq, path) in &found {
             let file = disk.open(path, OpenMode::Read).await?;
             let bytes = read_all(&file).await?;
             file.close().await?;
-            let header = SegmentHeader::decode(&bytes).map_err(|e| corrupt(path, 0, e))?;
-            if header.sequence.get() != *seq {
-                let detail = format!(
-                    "header sequence {} differs from name",
-                    header.sequence.get()
-                );
-                return Err(corrupt(path, 0, detail));
-            }
-            segments.push(Segment {
+            images.push(SegmentImage {
                 sequence: *seq,
-                first_lsn: header.first_lsn.get(),
                 path: path.clone(),
+                bytes,
             });
-            images.push(bytes);
         }
-
-        let mut expected = segments[0].first_lsn;
-        let mut cut_at = None;
-        let mut end = (segments.len() - 1, FIRST_CHUNK_OFFSET);
-        'segments: for i in 0..segments.len() {
-            let path = &segments[i].path;
-            if segments[i].first_lsn != expected {
-                let detail = format!(
-                    "segment starts at LSN {}, expected {expected}",
-                    segments[i].first_lsn
-                );
-                return Err(corrupt(path, 0, detail));
-            }
-            let bytes = &images[i];
-            let mut offset = FIRST_CHUNK_OFFSET;
-            loop {
-                let problem = match decode_chunk(bytes, offset) {
-                    Ok(chunk) if chunk.header.first_lsn.get() == expected => {
-                        for (n, &(at, len)) in chunk.records.iter().enumerate() {
-                            let lsn = expected + n as u64;
-                            if lsn >= replay_from {
-                                replay(lsn, &bytes[at as usize..at as usize + len as usize])?;
-                            }
-                        }
-                        expected += chunk.records.len() as u64;
-                        offset += chunk.span();
-                        continue;
-                    }
-                    Ok(chunk) => ChunkProblem::Bad {
-                        offset,
-                        reason: format!(
-                            "chunk starts at LSN {}, expected {expected}",
-                            chunk.header.first_lsn.get()
-                        ),
-                    },
-                    Err(problem) => problem,
-                };
-                let proven = durability_proven_after(bytes, offset + PAGE_BYTES as u64, expected)
-                    || images[i + 1..]
-                        .iter()
-                        .any(|img| durability_proven_after(img, FIRST_CHUNK_OFFSET, expected));
-                match problem {
-                    // A closed segment ends where its writer rolled to the next.
-                    ChunkProblem::End if i + 1 < segments.len() => continue 'segments,
-                    ChunkProblem::End => {
-                        end = (i, offset);
-                        break 'segments;
-                    }
-                    ChunkProblem::Bad {
-                        offset: bad_at,
-                        reason,
-                    } if proven => {
-                        return Err(corrupt(path, bad_at, reason));
-                    }
-                    ChunkProblem::Bad { .. } => {
-                        cut_at = Some((path.clone(), offset));
-                        end = (i, offset);
-                        break 'segments;
-                    }
-                }
+        let scan = scan_images(&images)?;
+        for r in &scan.records {
+            if r.lsn >= replay_from {
+                let bytes = &images[r.segment].bytes;
+                replay(
+                    r.lsn,
+                    &bytes[r.offset as usize..r.offset as usize + r.len as usize],
+                )?;
             }
         }
+        let expected = scan.next_lsn;
+        let mut cut_at = scan.cut_at.clone();
+        let mut segments: Vec<Segment> = images
+            .iter()
+            .zip(&scan.first_lsns)
+            .map(|(img, &first_lsn)| Segment {
+                sequence: img.sequence,
+                first_lsn,
+                path: img.path.clone(),
+            })
+            .collect();
+        let end = scan.end;
 
         // Drop everything after the end of valid data: later segments hold
         // only unacknowledged bytes (nothing proved them durable).

@@ -82,6 +82,9 @@ impl Options {
         if !(256..=(1 << 20)).contains(&self.block_bytes) {
             return bad("block_bytes must be between 256 and 1 MiB");
         }
+        if self.wal_segment_bytes < 64 * 1024 {
+            return bad("wal_segment_bytes must be at least 64 KiB");
+        }
         if self.levels < 2 || self.levels > 16 {
             return bad("levels must be between 2 and 16");
         }

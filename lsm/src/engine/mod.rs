@@ -241,9 +241,13 @@ impl<D: Disk> Engine<D> {
         let mut last_version = mstate.last_version;
         let wal = match opts.log_mode {
             LogMode::Internal => {
+                // A chunk (one group write) may take at most a quarter of a segment.
+                let chunk =
+                    (opts.wal_segment_bytes as usize / 4 / 4096 * 4096).clamp(8192, 4 << 20);
                 let log_opts = LogOptions {
                     prefix: WAL_PREFIX.into(),
                     segment_bytes_max: opts.wal_segment_bytes,
+                    chunk_bytes_max: chunk,
                     ..LogOptions::default()
                 };
                 let mut failure = None;

@@ -22,16 +22,29 @@ pub struct BlockCache {
 }
 
 thread_local! {
-    static NEXT_TABLE_ID: Cell<u64> = const { Cell::new(1) };
+    static NEXT_NAMESPACE: Cell<u64> = const { Cell::new(1) };
 }
 
-/// A cache id unique among tables opened on this thread (core).
-pub fn next_table_id() -> u64 {
-    NEXT_TABLE_ID.with(|c| {
+/// Bits of a table cache id that hold the table number.
+const TABLE_NUMBER_BITS: u32 = 40;
+
+/// A namespace unique among engines opened on this thread (core), so engines
+/// sharing the core's cache never collide.
+pub fn next_namespace() -> u64 {
+    NEXT_NAMESPACE.with(|c| {
         let id = c.get();
         c.set(id + 1);
         id
     })
+}
+
+/// Cache id of table `number` of the engine with namespace `namespace`.
+pub fn table_cache_id(namespace: u64, number: u64) -> u64 {
+    assert!(
+        number < 1 << TABLE_NUMBER_BITS,
+        "table numbers stay below 2^40"
+    );
+    (namespace << TABLE_NUMBER_BITS) | number
 }
 
 impl BlockCache {

@@ -25,6 +25,10 @@ pub struct Options {
     pub bloom_bits_per_key: u32,
     /// Block cache budget of this engine when it creates its own cache.
     pub block_cache_bytes: usize,
+    /// Put the data blocks of new tables (flush and compaction output) into
+    /// the block cache as they are written, so reads of fresh data do not
+    /// go to the disk (direct I/O bypasses the page cache).
+    pub cache_on_write: bool,
     /// L0 file count that triggers an L0 -> L1 compaction.
     pub l0_compaction_trigger: usize,
     /// L0 file count at which writes wait for compaction.
@@ -55,6 +59,7 @@ impl Default for Options {
             block_bytes: 4096,
             bloom_bits_per_key: 10,
             block_cache_bytes: 256 << 20,
+            cache_on_write: true,
             l0_compaction_trigger: 4,
             l0_stop_writes: 20,
             level1_bytes_max: 256 << 20,

@@ -70,6 +70,9 @@ pub struct MergeConfig<'a> {
     pub block_bytes: usize,
     pub bloom_bits_per_key: u32,
     pub sst_bytes_target: u64,
+    /// Cache namespace of the engine if output blocks go into the cache as
+    /// they are written (cache on write).
+    pub cache_namespace: Option<u64>,
 }
 
 /// Output of a merge.
@@ -143,6 +146,8 @@ pub async fn merge_tables<D: Disk>(
                         &path,
                         cfg.block_bytes,
                         cfg.bloom_bits_per_key,
+                        cfg.cache_namespace
+                            .map(|ns| (cache.clone(), crate::cache::table_cache_id(ns, number))),
                     )
                     .await?,
                 );

@@ -2,6 +2,7 @@
 //! run on the core's background task queue.
 
 use super::Inner;
+use crate::cache::table_cache_id;
 use crate::compaction::merge::{GcFilter, MergeConfig, merge_tables};
 use crate::compaction::planner::{self, PlannerOptions, Task};
 use crate::error::Result;
@@ -91,6 +92,7 @@ async fn flush_one<D: Disk>(inner: &Rc<Inner<D>>) -> Result<bool> {
             &path,
             inner.opts.block_bytes,
             inner.opts.bloom_bits_per_key,
+            inner.cache_on_write(number),
         )
         .await?;
         for (k, v) in mem_ref.iter() {
@@ -136,6 +138,7 @@ async fn flush_one<D: Disk>(inner: &Rc<Inner<D>>) -> Result<bool> {
             .pop_front()
             .expect("the flushed memtable is still queued");
         assert!(Rc::ptr_eq(&front, &mem), "memtables flush in order");
+        st.refresh_read_parts();
         st.stats.flushes += 1;
         st.stats.flush_bytes += flushed;
     }
@@ -151,7 +154,10 @@ async fn commit<D: Disk>(inner: &Rc<Inner<D>>, edit: Edit) -> Result<()> {
     let mut opened = Vec::new();
     for f in &edit.added {
         let path = inner.dir.join(crate::sst::file_name(f.number));
-        opened.push(Rc::new(Table::open(&inner.disk, &path, f.number).await?));
+        let id = table_cache_id(inner.cache_namespace, f.number);
+        opened.push(Rc::new(
+            Table::open(&inner.disk, &path, f.number, id).await?,
+        ));
     }
     inner.manifest.commit(&edit).await?;
     let (removed, snapshot) = {
@@ -169,6 +175,7 @@ async fn commit<D: Disk>(inner: &Rc<Inner<D>>, edit: Edit) -> Result<()> {
             .iter()
             .filter_map(|(_, n)| st.tables.remove(n))
             .collect();
+        st.refresh_read_parts();
         (removed, st.manifest.clone())
     };
     for t in removed {
@@ -214,6 +221,7 @@ async fn run_task<D: Disk>(inner: &Rc<Inner<D>>, task: Task) -> Result<()> {
             block_bytes: inner.opts.block_bytes,
             bloom_bits_per_key: inner.opts.bloom_bits_per_key,
             sst_bytes_target: inner.opts.sst_bytes_target,
+            cache_namespace: inner.opts.cache_on_write.then_some(inner.cache_namespace),
         };
         let out = merge_tables(&inner.disk, &inner.cache, &cfg, &tables, gc, || {
             alloc_number(inner)
@@ -260,6 +268,7 @@ async fn commit_move<D: Disk>(inner: &Rc<Inner<D>>, edit: Edit) -> Result<()> {
         st.manifest.levels.check_invariants();
         st.levels = Rc::new(st.manifest.levels.clone());
         st.tombstones = Rc::new(st.manifest.tombstones.clone());
+        st.refresh_read_parts();
         st.manifest.clone()
     };
     inner.manifest.maybe_rewrite(&snapshot).await

@@ -109,7 +109,17 @@ struct Pending {
     applied_index: Option<u64>,
 }
 
+/// What a read needs from the engine's structure, rebuilt whenever memtables
+/// or tables change, so a read clones one `Rc` instead of walking the state.
+pub(crate) struct ReadParts<D: Disk> {
+    /// Active memtable first, then frozen ones newest first.
+    pub(crate) mems: Vec<Rc<RefCell<Memtable>>>,
+    /// (level, tables): L0 newest first, deeper levels in key order.
+    pub(crate) levels: Rc<Vec<(usize, Vec<Rc<Table<D>>>)>>,
+}
+
 struct State<D: Disk> {
+    read_parts: Rc<ReadParts<D>>,
     mem: Rc<RefCell<Memtable>>,
     /// Frozen memtables, oldest first.
     imm: VecDeque<Rc<RefCell<Memtable>>>,
@@ -136,6 +146,8 @@ pub(crate) struct Inner<D: Disk> {
     dir: PathBuf,
     opts: Options,
     cache: Rc<BlockCache>,
+    /// Keys this engine's tables in a cache shared by the core's engines.
+    cache_namespace: u64,
     wal: Option<Rc<Log<D>>>,
     manifest: Manifest<D>,
     state: RefCell<State<D>>,
@@ -209,6 +221,7 @@ impl<D: Disk> Engine<D> {
         cache: Rc<BlockCache>,
     ) -> Result<Self> {
         opts.validate()?;
+        let cache_namespace = crate::cache::next_namespace();
         disk.create_dir_all(dir).await?;
         let (manifest, mstate) = Manifest::open(disk.clone(), dir, opts.levels).await?;
         let mut tables = HashMap::new();
@@ -223,7 +236,8 @@ impl<D: Disk> Engine<D> {
                     "named by the manifest but missing",
                 ));
             }
-            let table = Table::open(&disk, &path, f.number).await?;
+            let id = crate::cache::table_cache_id(cache_namespace, f.number);
+            let table = Table::open(&disk, &path, f.number, id).await?;
             tables.insert(f.number, Rc::new(table));
             max_number = max_number.max(f.number);
         }
@@ -260,7 +274,7 @@ impl<D: Disk> Engine<D> {
                         if failure.is_none() {
                             match crate::batch::WriteBatch::decode(bytes, dir, lsn) {
                                 Ok((version, batch)) => {
-                                    write::apply_batch(&mut mem, &batch, version);
+                                    write::apply_batch(&mut mem, batch, version);
                                     mem.last_lsn = lsn;
                                     last_version = last_version.max(version);
                                 }
@@ -288,9 +302,14 @@ impl<D: Disk> Engine<D> {
             disk,
             dir: dir.to_path_buf(),
             cache,
+            cache_namespace,
             wal,
             manifest,
             state: RefCell::new(State {
+                read_parts: Rc::new(ReadParts {
+                    mems: Vec::new(),
+                    levels: Rc::new(Vec::new()),
+                }),
                 mem: Rc::new(RefCell::new(mem)),
                 imm: VecDeque::new(),
                 levels: Rc::new(manifest_state.levels.clone()),
@@ -318,6 +337,7 @@ impl<D: Disk> Engine<D> {
         let worker =
             ferrisdb_io::executor::spawn_background(background::run(Rc::downgrade(&inner)));
         *inner.worker.borrow_mut() = Some(worker);
+        inner.state.borrow_mut().refresh_read_parts();
         inner.work.notify_all();
         Ok(Engine { inner })
     }
@@ -430,7 +450,44 @@ impl<D: Disk> Engine<D> {
     }
 }
 
+impl<D: Disk> State<D> {
+    /// Rebuilds `read_parts`; call after any change to memtables or levels.
+    pub(super) fn refresh_read_parts(&mut self) {
+        let mut mems = vec![self.mem.clone()];
+        mems.extend(self.imm.iter().rev().cloned());
+        let levels = self
+            .levels
+            .levels
+            .iter()
+            .enumerate()
+            .map(|(l, files)| {
+                (
+                    l,
+                    files
+                        .iter()
+                        .map(|f| self.tables[&f.number].clone())
+                        .collect(),
+                )
+            })
+            .collect();
+        self.read_parts = Rc::new(ReadParts {
+            mems,
+            levels: Rc::new(levels),
+        });
+    }
+}
+
 impl<D: Disk> Inner<D> {
+    /// Cache and cache id for a new table's blocks, if cache on write is on.
+    fn cache_on_write(&self, number: u64) -> Option<(Rc<BlockCache>, u64)> {
+        self.opts.cache_on_write.then(|| {
+            (
+                self.cache.clone(),
+                crate::cache::table_cache_id(self.cache_namespace, number),
+            )
+        })
+    }
+
     fn check_writable(st: &State<D>) -> Result<()> {
         if let Some(p) = &st.poisoned {
             return Err(Error::Poisoned(p.clone()));
@@ -480,6 +537,7 @@ impl<D: Disk> Inner<D> {
         }
         let frozen = std::mem::replace(&mut st.mem, fresh);
         st.imm.push_back(frozen);
+        st.refresh_read_parts();
         drop(st);
         self.work.notify_all();
     }

@@ -18,7 +18,7 @@ struct View<D: Disk> {
     /// Newest first.
     mems: Vec<Rc<RefCell<Memtable>>>,
     /// (level, tables): L0 newest first, then one entry per deeper level in key order.
-    levels: Vec<(usize, Vec<Rc<Table<D>>>)>,
+    levels: Rc<Vec<(usize, Vec<Rc<Table<D>>>)>>,
     tombstones: Vec<RangeTombstone>,
 }
 
@@ -26,20 +26,9 @@ impl<D: Disk> Inner<D> {
     fn view(&self, version: Option<Version>) -> View<D> {
         let st = self.state.borrow();
         let version = version.unwrap_or(st.visible_version);
-        let mut mems = vec![st.mem.clone()];
-        mems.extend(st.imm.iter().rev().cloned());
-        let levels = st
-            .levels
-            .levels
-            .iter()
-            .enumerate()
-            .map(|(l, files)| {
-                (
-                    l,
-                    files.iter().map(|f| st.tables[&f.number].clone()).collect(),
-                )
-            })
-            .collect();
+        let parts = st.read_parts.clone();
+        let mems = parts.mems.clone();
+        let levels = parts.levels.clone();
         let mut tombstones: Vec<RangeTombstone> = st
             .tombstones
             .iter()
@@ -88,7 +77,7 @@ impl<D: Disk> Engine<D> {
             }
         }
         if found.is_none() {
-            'levels: for (level, tables) in &view.levels {
+            'levels: for (level, tables) in view.levels.iter() {
                 let candidates: Vec<&Rc<Table<D>>> = if *level == 0 {
                     tables.iter().collect()
                 } else {
@@ -156,7 +145,7 @@ impl<D: Disk> Engine<D> {
             s.seek(start, end).await?;
             sources.push(s);
         }
-        for (level, tables) in &view.levels {
+        for (level, tables) in view.levels.iter() {
             if *level == 0 {
                 for t in tables {
                     let mut s = Source::Table(TableCursor::new(

@@ -8,14 +8,14 @@ use crate::types::{Kind, RangeTombstone, Version};
 use ferrisdb_io::Disk;
 
 /// Applies every op of `batch` at `version`.
-pub(crate) fn apply_batch(mem: &mut Memtable, batch: &WriteBatch, version: Version) {
-    for op in batch.ops() {
+pub(crate) fn apply_batch(mem: &mut Memtable, batch: WriteBatch, version: Version) {
+    for op in batch.ops {
         match op {
-            Op::Put { key, value } => mem.insert(key.clone(), version, Kind::Put, value.clone()),
-            Op::Delete { key } => mem.insert(key.clone(), version, Kind::Delete, Vec::new()),
+            Op::Put { key, value } => mem.insert(key, version, Kind::Put, value),
+            Op::Delete { key } => mem.insert(key, version, Kind::Delete, Vec::new()),
             Op::DeleteRange { start, end } => mem.insert_range_tombstone(RangeTombstone {
-                start: start.clone(),
-                end: end.clone(),
+                start,
+                end,
                 version,
             }),
         }
@@ -231,7 +231,7 @@ impl<D: Disk> Inner<D> {
             {
                 let p = st.queue.pop_front().expect("front exists");
                 let mut mem = st.mem.borrow_mut();
-                apply_batch(&mut mem, &p.batch, p.version);
+                apply_batch(&mut mem, p.batch, p.version);
                 mem.last_lsn = mem.last_lsn.max(p.lsn);
                 if let Some(i) = p.applied_index {
                     mem.applied_index = mem.applied_index.max(i);

@@ -1,12 +1,14 @@
 //! Writes one SSTable with direct I/O, streaming whole pages as it goes.
 
+use crate::cache::BlockCache;
 use crate::error::Result;
 use crate::format::blocks::{BlockEntry, DataBlock, IndexBlock, IndexEntry, Properties};
 use crate::format::footer::{FOOTER_BYTES, Footer, SST_FORMAT_VERSION, SST_MAGIC};
-use crate::format::{BlockKind, bloom, encode_block};
+use crate::format::{BlockKind, bloom, decode_block, encode_block};
 use crate::types::{Kind, cmp_internal};
 use ferrisdb_io::{Disk, DiskFile, IoBuf, OpenMode, PAGE_BYTES};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use zerocopy::IntoBytes;
 
 /// Bytes buffered before whole pages are written out.
@@ -29,14 +31,19 @@ pub struct TableBuilder<D: Disk> {
     hashes: Vec<u64>,
     props: Properties,
     last: Option<(Vec<u8>, u64)>,
+    /// Where finished data blocks are also put (cache on write), with the table's cache id.
+    cache: Option<(Rc<BlockCache>, u64)>,
 }
 
 impl<D: Disk> TableBuilder<D> {
+    /// Creates the table file. With `cache`, every data block is also put
+    /// into the block cache as it is written, so new tables start warm.
     pub async fn create(
         disk: D,
         path: &Path,
         block_bytes: usize,
         bloom_bits_per_key: u32,
+        cache: Option<(Rc<BlockCache>, u64)>,
     ) -> Result<Self> {
         let file = disk.open(path, OpenMode::CreateNew).await?;
         Ok(TableBuilder {
@@ -56,6 +63,7 @@ impl<D: Disk> TableBuilder<D> {
                 ..Default::default()
             },
             last: None,
+            cache,
         })
     }
 
@@ -119,6 +127,11 @@ impl<D: Disk> TableBuilder<D> {
             return;
         }
         let framed = encode_block(&self.block, BlockKind::Data);
+        if let Some((cache, id)) = &self.cache {
+            let block = decode_block(&framed, BlockKind::Data, &self.path, self.offset())
+                .expect("a block we just encoded decodes");
+            cache.insert(*id, self.offset(), Rc::new(block));
+        }
         let last = self.block.entries.last().expect("non-empty block");
         self.index.entries.push(IndexEntry {
             last_key: last.key.clone(),

@@ -1,7 +1,7 @@
 //! Reads one SSTable: footer, index, filter and properties stay in memory;
 //! data blocks go through the block cache.
 
-use crate::cache::{BlockCache, next_table_id};
+use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::format::blocks::Properties;
 use crate::format::footer::{FOOTER_BYTES, Footer};
@@ -31,7 +31,9 @@ pub struct Found {
 }
 
 impl<D: Disk> Table<D> {
-    pub async fn open(disk: &D, path: &Path, number: u64) -> Result<Self> {
+    /// Opens a table; `cache_id` keys its blocks in the block cache (see
+    /// [`crate::cache::table_cache_id`]).
+    pub async fn open(disk: &D, path: &Path, number: u64, cache_id: u64) -> Result<Self> {
         let file = disk.open(path, OpenMode::Read).await?;
         let size = file.size().await?;
         if size < FOOTER_BYTES as u64 {
@@ -97,7 +99,7 @@ impl<D: Disk> Table<D> {
             file,
             path: path.to_path_buf(),
             number,
-            cache_id: next_table_id(),
+            cache_id,
             index,
             filter,
             props,

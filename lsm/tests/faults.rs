@@ -7,7 +7,12 @@ use ferrisdb_lsm::{Engine, Error, Options, ReadOptions, ScanOptions, WriteOption
 use std::path::{Path, PathBuf};
 
 fn options() -> Options {
-    Options { memtable_bytes_max: 16 * 1024, block_bytes: 512, wal_segment_bytes: 64 * 1024, ..Options::default() }
+    Options {
+        memtable_bytes_max: 16 * 1024,
+        block_bytes: 512,
+        wal_segment_bytes: 64 * 1024,
+        ..Options::default()
+    }
 }
 
 fn key(i: u32) -> Vec<u8> {
@@ -18,11 +23,17 @@ fn value(i: u32) -> Vec<u8> {
     format!("value{i:05}-{}", "p".repeat(20)).into_bytes()
 }
 
-const SYNC: WriteOptions = WriteOptions { sync: true, version: None, applied_index: None };
+const SYNC: WriteOptions = WriteOptions {
+    sync: true,
+    version: None,
+    applied_index: None,
+};
 
 /// Writes `n` keys with sync, flushes, writes `tail` more (left in the WAL), closes.
 async fn populate(disk: &SimDisk, n: u32, tail: u32) {
-    let engine = Engine::open(disk.clone(), Path::new("/db"), options()).await.expect("open");
+    let engine = Engine::open(disk.clone(), Path::new("/db"), options())
+        .await
+        .expect("open");
     for i in 0..n {
         engine.put(&key(i), &value(i), &SYNC).await.expect("put");
     }
@@ -44,7 +55,9 @@ fn files_with(disk: &SimDisk, suffix: &str, prefix: &str) -> Vec<PathBuf> {
 }
 
 fn assert_names_file(err: &Error, file: &Path) {
-    let (path, _) = err.location().unwrap_or_else(|| panic!("error without a location: {err}"));
+    let (path, _) = err
+        .location()
+        .unwrap_or_else(|| panic!("error without a location: {err}"));
     assert_eq!(path, file, "error names the wrong file: {err}");
 }
 
@@ -74,8 +87,13 @@ fn bit_flips_in_tables_give_located_errors_never_wrong_data() {
                 let mut saw_error = false;
                 for i in 0..400 {
                     match engine.get(&key(i), &ReadOptions::default()).await {
-                        Ok(Some(v)) => assert_eq!(v, value(i), "flip at {offset} returned wrong data"),
-                        Ok(None) => panic!("flip at {offset} in {} lost key {i} silently", table.display()),
+                        Ok(Some(v)) => {
+                            assert_eq!(v, value(i), "flip at {offset} returned wrong data")
+                        }
+                        Ok(None) => panic!(
+                            "flip at {offset} in {} lost key {i} silently",
+                            table.display()
+                        ),
                         Err(e) => {
                             assert_names_file(&e, table);
                             saw_error = true;
@@ -83,14 +101,20 @@ fn bit_flips_in_tables_give_located_errors_never_wrong_data() {
                     }
                 }
                 match engine.scan(None, None, &ScanOptions::default()).await {
-                    Ok(all) => assert!(!saw_error && all.len() == 400, "a scan over a bad block must fail"),
+                    Ok(all) => assert!(
+                        !saw_error && all.len() == 400,
+                        "a scan over a bad block must fail"
+                    ),
                     Err(e) => assert_names_file(&e, table),
                 }
                 detected += u64::from(saw_error);
             }
         }
         // Flips in zero padding are harmless; most flips land in checked bytes.
-        assert!(detected * 2 > flips, "only {detected} of {flips} flips detected");
+        assert!(
+            detected * 2 > flips,
+            "only {detected} of {flips} flips detected"
+        );
     });
 }
 
@@ -106,10 +130,16 @@ fn bit_flip_in_a_durable_wal_record_is_an_error_naming_file_and_offset() {
         // The first chunk (page 1) of the oldest segment holds the first record;
         // 49 synced chunks follow it.
         disk.flip_bit(&wal[0], 4096 + 45, 1);
-        let err = Engine::open(disk, Path::new("/db"), options()).await.err().expect("open must fail");
+        let err = Engine::open(disk, Path::new("/db"), options())
+            .await
+            .err()
+            .expect("open must fail");
         assert_names_file(&err, &wal[0]);
         let (_, offset) = err.location().expect("located");
-        assert!((4096..8192).contains(&offset), "offset {offset} is not in the damaged chunk");
+        assert!(
+            (4096..8192).contains(&offset),
+            "offset {offset} is not in the damaged chunk"
+        );
     });
 }
 
@@ -119,7 +149,9 @@ fn bit_flip_in_the_manifest_is_an_error_naming_file_and_offset() {
         let clean = SimDisk::new(3);
         populate(&clean, 300, 0).await;
         // More edits after the first, so the damaged one is not the tail.
-        let engine = Engine::open(clean.clone(), Path::new("/db"), options()).await.expect("open");
+        let engine = Engine::open(clean.clone(), Path::new("/db"), options())
+            .await
+            .expect("open");
         for i in 1000..1300 {
             engine.put(&key(i), &value(i), &SYNC).await.expect("put");
         }
@@ -128,7 +160,10 @@ fn bit_flip_in_the_manifest_is_an_error_naming_file_and_offset() {
         let manifest = files_with(&clean, ".log", "manifest-");
         let disk = clean.crash_image();
         disk.flip_bit(&manifest[0], 4096 + 40, 2);
-        let err = Engine::open(disk, Path::new("/db"), options()).await.err().expect("open must fail");
+        let err = Engine::open(disk, Path::new("/db"), options())
+            .await
+            .err()
+            .expect("open must fail");
         assert_names_file(&err, &manifest[0]);
     });
 }
@@ -136,7 +171,14 @@ fn bit_flip_in_the_manifest_is_an_error_naming_file_and_offset() {
 /// Fails the n-th write or sync, then checks poisoning and that recovery keeps
 /// every acknowledged write.
 async fn eio_case(fail_write: Option<u64>, fail_sync: Option<u64>) -> bool {
-    let disk = SimDisk::with_faults(9, SimFaults { fail_write, fail_sync, ..Default::default() });
+    let disk = SimDisk::with_faults(
+        9,
+        SimFaults {
+            fail_write,
+            fail_sync,
+            ..Default::default()
+        },
+    );
     let engine = Engine::open(disk.clone(), Path::new("/db"), options()).await;
     let Ok(engine) = engine else { return true };
     let mut acked = Vec::new();
@@ -152,15 +194,24 @@ async fn eio_case(fail_write: Option<u64>, fail_sync: Option<u64>) -> bool {
     }
     if failed || engine.poisoned().is_some() {
         // Fail closed: every later write is refused with a clear error.
-        let err = engine.put(b"after", b"x", &SYNC).await.err().expect("a poisoned engine refuses writes");
+        let err = engine
+            .put(b"after", b"x", &SYNC)
+            .await
+            .err()
+            .expect("a poisoned engine refuses writes");
         assert!(matches!(err, Error::Poisoned(_)), "got {err}");
         assert!(engine.poisoned().is_some());
     }
     let _ = engine.close().await;
-    let recovered = Engine::open(disk.crash_image(), Path::new("/db"), options()).await.expect("recovers");
+    let recovered = Engine::open(disk.crash_image(), Path::new("/db"), options())
+        .await
+        .expect("recovers");
     for &i in &acked {
         assert_eq!(
-            recovered.get(&key(i), &ReadOptions::default()).await.expect("get"),
+            recovered
+                .get(&key(i), &ReadOptions::default())
+                .await
+                .expect("get"),
             Some(value(i)),
             "acknowledged key {i} lost (fail_write {fail_write:?}, fail_sync {fail_sync:?})"
         );
@@ -176,6 +227,9 @@ fn eio_on_write_or_fsync_poisons_and_loses_nothing_acknowledged() {
             poisoned += u32::from(eio_case(Some(n), None).await);
             poisoned += u32::from(eio_case(None, Some(n)).await);
         }
-        assert!(poisoned > 20, "the injected failures must hit the write path ({poisoned})");
+        assert!(
+            poisoned > 20,
+            "the injected failures must hit the write path ({poisoned})"
+        );
     });
 }

@@ -60,7 +60,7 @@ async fn workload(disk: SimDisk, seed: u64, ops: usize) -> (Vec<Model>, usize) {
     let mut durable = 0;
     for i in 1..=ops {
         let value = format!("v{i}-{}", "x".repeat((rng.next() % 40) as usize)).into_bytes();
-        let sync = rng.next() % 2 == 0;
+        let sync = rng.next().is_multiple_of(2);
         let opts = WriteOptions {
             sync,
             ..Default::default()
@@ -95,7 +95,7 @@ async fn workload(disk: SimDisk, seed: u64, ops: usize) -> (Vec<Model>, usize) {
                 engine.write(batch, &opts).await.map(|_| ())
             }
             _ => {
-                let r = if rng.next() % 4 == 0 {
+                let r = if rng.next().is_multiple_of(4) {
                     engine.compact_range(None, None).await
                 } else {
                     engine.flush().await

@@ -66,7 +66,7 @@ async fn exercise<D: Disk>(disk: D, dir: PathBuf) {
     let expect_latest = |i: u32| -> Option<Vec<u8>> {
         if (2000..2100).contains(&i) || i % 7 == 1 {
             None
-        } else if i % 3 == 0 {
+        } else if i.is_multiple_of(3) {
             Some(value(i, 1))
         } else {
             Some(value(i, 0))

@@ -197,8 +197,7 @@ async fn eio_case(fail_write: Option<u64>, fail_sync: Option<u64>) -> bool {
         let err = engine
             .put(b"after", b"x", &SYNC)
             .await
-            .err()
-            .expect("a poisoned engine refuses writes");
+            .expect_err("a poisoned engine refuses writes");
         assert!(matches!(err, Error::Poisoned(_)), "got {err}");
         assert!(engine.poisoned().is_some());
     }

@@ -192,8 +192,8 @@ fn run_cycle(dir: &Path, start: &[u64], kill_after: Duration) -> Vec<Option<u64>
     child.kill().expect("SIGKILL the child");
     child.wait().expect("reap child");
     reader.join().expect("reader thread");
-    let out = acked.lock().expect("lock").clone();
-    out
+    
+    acked.lock().expect("lock").clone()
 }
 
 #[test]

@@ -81,7 +81,7 @@ pub trait DiskFile: 'static {
 }
 
 pub(crate) fn check_aligned(path: &Path, pos: u64, len: usize) -> Result<()> {
-    if pos % PAGE_BYTES as u64 != 0 || len % PAGE_BYTES != 0 {
+    if !pos.is_multiple_of(PAGE_BYTES as u64) || !len.is_multiple_of(PAGE_BYTES) {
         return Err(crate::Error::Invalid(format!(
             "unaligned direct write to {}: pos {pos}, len {len} (must be multiples of {PAGE_BYTES})",
             path.display()

@@ -90,7 +90,7 @@ fn eio(op: &'static str, path: &Path, why: &str) -> Error {
     Error::os(
         op,
         path,
-        std::io::Error::new(std::io::ErrorKind::Other, format!("EIO ({why})")),
+        std::io::Error::other(format!("EIO ({why})")),
     )
 }
 
@@ -208,7 +208,7 @@ fn tear_write(durable: &mut Vec<u8>, written: &[u8], pos: u64, len: usize, rng: 
     let start = pos as usize;
     let sectors = len.div_ceil(SECTOR_BYTES);
     for sector in 0..sectors {
-        if splitmix(rng) % 2 == 0 {
+        if splitmix(rng).is_multiple_of(2) {
             continue;
         }
         let from = start + sector * SECTOR_BYTES;
@@ -238,7 +238,7 @@ impl Disk for SimDisk {
     type File = SimFile;
 
     fn alloc_buf(&self, len: usize) -> Vec<u8> {
-        assert!(len % super::PAGE_BYTES == 0, "DMA buffers are whole pages");
+        assert!(len.is_multiple_of(super::PAGE_BYTES), "DMA buffers are whole pages");
         vec![0; len]
     }
 

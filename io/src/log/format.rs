@@ -241,11 +241,10 @@ pub fn decode_chunk(bytes: &[u8], offset: u64) -> Result<Chunk, ChunkProblem> {
 pub fn durability_proven_after(bytes: &[u8], from: u64, lsn: u64) -> bool {
     let mut offset = from.next_multiple_of(PAGE_BYTES as u64);
     while (offset as usize) + CHUNK_HEADER_BYTES <= bytes.len() {
-        if let Ok(chunk) = decode_chunk(bytes, offset) {
-            if chunk.header.durable_lsn.get() >= lsn {
+        if let Ok(chunk) = decode_chunk(bytes, offset)
+            && chunk.header.durable_lsn.get() >= lsn {
                 return true;
             }
-        }
         offset += PAGE_BYTES as u64;
     }
     false

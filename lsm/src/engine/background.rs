@@ -77,6 +77,10 @@ fn alloc_number<D: Disk>(inner: &Inner<D>) -> u64 {
 }
 
 /// Writes the oldest frozen memtable as an L0 table and commits it.
+#[expect(
+    clippy::await_holding_refcell_ref,
+    reason = "a frozen memtable is never borrowed mutably again, so this shared borrow cannot conflict"
+)]
 async fn flush_one<D: Disk>(inner: &Rc<Inner<D>>) -> Result<bool> {
     let Some(mem) = inner.state.borrow().imm.front().cloned() else {
         return Ok(false);
@@ -85,7 +89,7 @@ async fn flush_one<D: Disk>(inner: &Rc<Inner<D>>) -> Result<bool> {
     let mem_ref = mem.borrow();
     let mut added = Vec::new();
     let mut flushed = 0;
-    if mem_ref.len() > 0 {
+    if !mem_ref.is_empty() {
         let path = inner.dir.join(crate::sst::file_name(number));
         let mut b = TableBuilder::create(
             inner.disk.clone(),

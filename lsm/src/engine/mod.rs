@@ -115,8 +115,11 @@ pub(crate) struct ReadParts<D: Disk> {
     /// Active memtable first, then frozen ones newest first.
     pub(crate) mems: Vec<Rc<RefCell<Memtable>>>,
     /// (level, tables): L0 newest first, deeper levels in key order.
-    pub(crate) levels: Rc<Vec<(usize, Vec<Rc<Table<D>>>)>>,
+    pub(crate) levels: Rc<LevelTables<D>>,
 }
+
+/// Open tables per level: (level, tables), L0 newest first, deeper levels in key order.
+pub(crate) type LevelTables<D> = Vec<(usize, Vec<Rc<Table<D>>>)>;
 
 struct State<D: Disk> {
     read_parts: Rc<ReadParts<D>>,
@@ -441,11 +444,10 @@ impl<D: Disk> Engine<D> {
         if let Some(worker) = worker {
             worker.await;
         }
-        if let Some(wal) = &self.inner.wal {
-            if self.inner.state.borrow().poisoned.is_none() {
+        if let Some(wal) = &self.inner.wal
+            && self.inner.state.borrow().poisoned.is_none() {
                 wal.clone().close().await?;
             }
-        }
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ struct View<D: Disk> {
     /// Newest first.
     mems: Vec<Rc<RefCell<Memtable>>>,
     /// (level, tables): L0 newest first, then one entry per deeper level in key order.
-    levels: Rc<Vec<(usize, Vec<Rc<Table<D>>>)>>,
+    levels: Rc<super::LevelTables<D>>,
     tombstones: Vec<RangeTombstone>,
 }
 
@@ -132,11 +132,10 @@ impl<D: Disk> Engine<D> {
         end: Option<&[u8]>,
         opts: &ScanOptions,
     ) -> Result<ScanIter<D>> {
-        if let (Some(s), Some(e)) = (start, end) {
-            if s > e {
+        if let (Some(s), Some(e)) = (start, end)
+            && s > e {
                 return Err(Error::InvalidArgument("scan start is after its end".into()));
             }
-        }
         let view = self.inner.view(opts.version);
         let reverse = opts.reverse;
         let mut sources = Vec::new();
@@ -424,11 +423,10 @@ impl<D: Disk> ScanIter<D> {
                     s.advance().await?;
                 }
             }
-            if let Some((ver, kind, value)) = best {
-                if kind == Kind::Put as u8 && !hidden(&self.tombstones, &key, ver, self.version) {
+            if let Some((ver, kind, value)) = best
+                && kind == Kind::Put as u8 && !hidden(&self.tombstones, &key, ver, self.version) {
                     return Ok(Some((key, value)));
                 }
-            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod builder;
 pub mod cursor;
+pub mod inspect;
 pub mod table;
 
 pub use builder::TableBuilder;

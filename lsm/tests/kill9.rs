@@ -192,7 +192,7 @@ fn run_cycle(dir: &Path, start: &[u64], kill_after: Duration) -> Vec<Option<u64>
     child.kill().expect("SIGKILL the child");
     child.wait().expect("reap child");
     reader.join().expect("reader thread");
-    
+
     acked.lock().expect("lock").clone()
 }
 

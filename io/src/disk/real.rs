@@ -80,7 +80,10 @@ impl Disk for RealDisk {
     type File = RealFile;
 
     fn alloc_buf(&self, len: usize) -> DmaBuffer {
-        assert!(len.is_multiple_of(super::PAGE_BYTES), "DMA buffers are whole pages");
+        assert!(
+            len.is_multiple_of(super::PAGE_BYTES),
+            "DMA buffers are whole pages"
+        );
         let mut buf = glommio::allocate_dma_buffer(len);
         buf.as_bytes_mut().fill(0);
         buf
@@ -130,9 +133,10 @@ impl Disk for RealDisk {
         for entry in entries {
             let entry = entry.map_err(|source| Error::os("list dir", dir, source))?;
             if let Some(name) = entry.file_name().to_str()
-                && !name.starts_with(PROBE_FILE_NAME) {
-                    names.push(name.to_string());
-                }
+                && !name.starts_with(PROBE_FILE_NAME)
+            {
+                names.push(name.to_string());
+            }
         }
         names.sort();
         Ok(names)

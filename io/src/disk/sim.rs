@@ -87,11 +87,7 @@ fn splitmix(state: &mut u64) -> u64 {
 }
 
 fn eio(op: &'static str, path: &Path, why: &str) -> Error {
-    Error::os(
-        op,
-        path,
-        std::io::Error::other(format!("EIO ({why})")),
-    )
+    Error::os(op, path, std::io::Error::other(format!("EIO ({why})")))
 }
 
 impl SimDisk {
@@ -238,7 +234,10 @@ impl Disk for SimDisk {
     type File = SimFile;
 
     fn alloc_buf(&self, len: usize) -> Vec<u8> {
-        assert!(len.is_multiple_of(super::PAGE_BYTES), "DMA buffers are whole pages");
+        assert!(
+            len.is_multiple_of(super::PAGE_BYTES),
+            "DMA buffers are whole pages"
+        );
         vec![0; len]
     }
 

@@ -242,9 +242,10 @@ pub fn durability_proven_after(bytes: &[u8], from: u64, lsn: u64) -> bool {
     let mut offset = from.next_multiple_of(PAGE_BYTES as u64);
     while (offset as usize) + CHUNK_HEADER_BYTES <= bytes.len() {
         if let Ok(chunk) = decode_chunk(bytes, offset)
-            && chunk.header.durable_lsn.get() >= lsn {
-                return true;
-            }
+            && chunk.header.durable_lsn.get() >= lsn
+        {
+            return true;
+        }
         offset += PAGE_BYTES as u64;
     }
     false

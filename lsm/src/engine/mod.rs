@@ -445,9 +445,10 @@ impl<D: Disk> Engine<D> {
             worker.await;
         }
         if let Some(wal) = &self.inner.wal
-            && self.inner.state.borrow().poisoned.is_none() {
-                wal.clone().close().await?;
-            }
+            && self.inner.state.borrow().poisoned.is_none()
+        {
+            wal.clone().close().await?;
+        }
         Ok(())
     }
 }

@@ -133,9 +133,10 @@ impl<D: Disk> Engine<D> {
         opts: &ScanOptions,
     ) -> Result<ScanIter<D>> {
         if let (Some(s), Some(e)) = (start, end)
-            && s > e {
-                return Err(Error::InvalidArgument("scan start is after its end".into()));
-            }
+            && s > e
+        {
+            return Err(Error::InvalidArgument("scan start is after its end".into()));
+        }
         let view = self.inner.view(opts.version);
         let reverse = opts.reverse;
         let mut sources = Vec::new();
@@ -424,9 +425,11 @@ impl<D: Disk> ScanIter<D> {
                 }
             }
             if let Some((ver, kind, value)) = best
-                && kind == Kind::Put as u8 && !hidden(&self.tombstones, &key, ver, self.version) {
-                    return Ok(Some((key, value)));
-                }
+                && kind == Kind::Put as u8
+                && !hidden(&self.tombstones, &key, ver, self.version)
+            {
+                return Ok(Some((key, value)));
+            }
         }
     }
 }

@@ -374,12 +374,13 @@ fn walk_data(
                 return bad(format!("entry {i} has unknown kind {}", e.kind));
             };
             if let Some((pk, pv)) = &prev
-                && !cmp_internal(pk, *pv, key, version).is_lt() {
-                    return bad(format!(
-                        "entry {i} (\"{}\" @{version}) is not after the previous entry",
-                        key.escape_ascii()
-                    ));
-                }
+                && !cmp_internal(pk, *pv, key, version).is_lt()
+            {
+                return bad(format!(
+                    "entry {i} (\"{}\" @{version}) is not after the previous entry",
+                    key.escape_ascii()
+                ));
+            }
             visit(EntryView {
                 block: b,
                 key,

@@ -89,8 +89,10 @@ struct Inner<D: Disk> {
     next_lsn: Lsn,
     written_lsn: Lsn,
     durable_lsn: Lsn,
-    /// A task is writing or syncing; others wait on `io_done`.
-    busy: bool,
+    /// A task is writing chunks; others wait on `io_done`.
+    writing: bool,
+    /// Highest LSN covered by an fdatasync that has been issued.
+    sync_in_flight_lsn: Lsn,
     poisoned: Option<String>,
 }
 
@@ -409,7 +411,8 @@ impl<D: Disk> Log<D> {
                 next_lsn,
                 written_lsn: next_lsn - 1,
                 durable_lsn: next_lsn - 1,
-                busy: false,
+                writing: false,
+                sync_in_flight_lsn: next_lsn - 1,
                 poisoned: None,
             }),
             io_done: Notify::new(),
@@ -530,24 +533,23 @@ impl<D: Disk> Log<D> {
                 if done >= lsn {
                     return Ok(());
                 }
-                if !inner.busy {
-                    inner.busy = true;
-                    None
-                } else {
+                let sync_covers = durable && inner.sync_in_flight_lsn >= lsn;
+                if sync_covers || inner.writing {
                     Some(self.io_done.notified())
+                } else {
+                    inner.writing = true;
+                    None
                 }
             };
             match wait {
                 Some(notified) => notified.await,
                 None => {
                     let result = self.lead(durable).await;
-                    let mut inner = self.inner.borrow_mut();
-                    inner.busy = false;
                     if let Err(e) = &result {
                         tracing::error!(error = %e, "log write failed; poisoning the log");
+                        let mut inner = self.inner.borrow_mut();
                         inner.poisoned.get_or_insert_with(|| e.to_string());
                     }
-                    drop(inner);
                     self.io_done.notify_all();
                     result?;
                 }
@@ -555,26 +557,38 @@ impl<D: Disk> Log<D> {
         }
     }
 
-    /// Writes every buffered record, then syncs if `durable`. Only one task
-    /// runs this at a time (`busy`).
+    /// Writes every buffered record, then syncs if `durable`.
+    ///
+    /// Only one task writes at a time (`writing`), which keeps chunks in LSN
+    /// order on disk. The sync is issued after `writing` is released, so the
+    /// next group can be written while this one's fdatasync is in flight
+    /// (pipelined group commit): an fdatasync covers every write that
+    /// completed before it was issued.
     async fn lead(&self, durable: bool) -> Result<()> {
-        loop {
-            let Some(chunk) = self.take_chunk().await? else {
-                break;
-            };
-            let (file, pos, buf, last_lsn) = chunk;
-            file.write_at(buf, pos).await?;
-            self.inner.borrow_mut().written_lsn = last_lsn;
-        }
-        if durable {
-            let (file, written) = {
-                let inner = self.inner.borrow();
-                (inner.active.clone(), inner.written_lsn)
-            };
-            if written > self.inner.borrow().durable_lsn {
-                file.sync().await?;
-                self.inner.borrow_mut().durable_lsn = written;
+        let written = async {
+            while let Some((file, pos, buf, last_lsn)) = self.take_chunk().await? {
+                file.write_at(buf, pos).await?;
+                self.inner.borrow_mut().written_lsn = last_lsn;
             }
+            Ok::<(), Error>(())
+        }
+        .await;
+        let (file, target, need_sync) = {
+            let mut inner = self.inner.borrow_mut();
+            inner.writing = false;
+            let target = inner.written_lsn;
+            let need_sync = written.is_ok() && durable && target > inner.durable_lsn;
+            if need_sync {
+                inner.sync_in_flight_lsn = inner.sync_in_flight_lsn.max(target);
+            }
+            (inner.active.clone(), target, need_sync)
+        };
+        self.io_done.notify_all();
+        written?;
+        if need_sync {
+            file.sync().await?;
+            let mut inner = self.inner.borrow_mut();
+            inner.durable_lsn = inner.durable_lsn.max(target);
         }
         Ok(())
     }

@@ -42,6 +42,10 @@ pub enum OpenMode {
     ReadWrite,
     /// Create a new file (fails if it exists), readable and writable.
     CreateNew,
+    /// Open an existing file for reading and writing with O_DSYNC: a write is
+    /// durable when it completes (one device round trip instead of write +
+    /// fdatasync).
+    ReadWriteDsync,
 }
 
 pub trait Disk: Clone + 'static {

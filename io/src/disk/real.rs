@@ -96,6 +96,7 @@ impl Disk for RealDisk {
             OpenMode::Read => opts.read(true),
             OpenMode::ReadWrite => opts.read(true).write(true),
             OpenMode::CreateNew => opts.read(true).write(true).create_new(true),
+            OpenMode::ReadWriteDsync => opts.read(true).write(true).custom_flags(libc::O_DSYNC),
         };
         let file = opts.dma_open(path).await.map_err(os("open", path))?;
         Ok(RealFile {

@@ -267,6 +267,7 @@ impl Disk for SimDisk {
             ino,
             path: path.to_path_buf(),
             writable: mode != OpenMode::Read,
+            dsync: mode == OpenMode::ReadWriteDsync,
         })
     }
 
@@ -343,9 +344,28 @@ pub struct SimFile {
     ino: u64,
     path: PathBuf,
     writable: bool,
+    /// O_DSYNC: each write is also a sync point and durable on completion.
+    dsync: bool,
 }
 
 impl SimFile {
+    /// Counts a sync point and applies the armed crash or EIO to it.
+    fn sync_point(&self, op: &'static str) -> Result<()> {
+        let mut s = self.disk.state.borrow_mut();
+        let n = s.syncs;
+        s.syncs += 1;
+        let f = s.file_syncs;
+        s.file_syncs += 1;
+        if s.faults.crash_at_sync == Some(n) {
+            s.crashed = true;
+            return Err(eio(op, &self.path, "simulated crash"));
+        }
+        if s.faults.fail_sync == Some(f) {
+            return Err(eio(op, &self.path, "injected"));
+        }
+        Ok(())
+    }
+
     fn with_inode<T>(&self, f: impl FnOnce(&mut Inode) -> T) -> T {
         let mut s = self.disk.state.borrow_mut();
         f(s.inodes
@@ -396,26 +416,27 @@ impl DiskFile for SimFile {
             inode.data[start..start + buf.len()].copy_from_slice(&buf);
             inode.unsynced.push((pos, buf.len()));
         });
+        if self.dsync {
+            // The write reached the medium above (and can be torn if the
+            // crash lands here); it is durable only if its sync point passes,
+            // and then only its own bytes are (O_DSYNC promises no more).
+            self.sync_point("write (O_DSYNC)")?;
+            self.with_inode(|inode| {
+                let (start, end) = (pos as usize, pos as usize + buf.len());
+                if inode.durable.len() < end {
+                    inode.durable.resize(end, 0);
+                }
+                inode.durable[start..end].copy_from_slice(&inode.data[start..end]);
+                inode.unsynced.retain(|&u| u != (pos, buf.len()));
+            });
+        }
         Ok(())
     }
 
     async fn sync(&self) -> Result<()> {
         futures_lite::future::yield_now().await;
         self.disk.check_alive("fdatasync", &self.path)?;
-        {
-            let mut s = self.disk.state.borrow_mut();
-            let n = s.syncs;
-            s.syncs += 1;
-            let f = s.file_syncs;
-            s.file_syncs += 1;
-            if s.faults.crash_at_sync == Some(n) {
-                s.crashed = true;
-                return Err(eio("fdatasync", &self.path, "simulated crash"));
-            }
-            if s.faults.fail_sync == Some(f) {
-                return Err(eio("fdatasync", &self.path, "injected"));
-            }
-        }
+        self.sync_point("fdatasync")?;
         self.with_inode(|inode| {
             inode.durable = inode.data.clone();
             inode.unsynced.clear();

@@ -69,6 +69,14 @@ impl LogOptions {
     }
 }
 
+/// The two handles of the segment being appended to.
+struct Active<F> {
+    /// Plain O_DIRECT: buffered-mode writes, followed by fdatasync when needed.
+    plain: F,
+    /// O_DIRECT | O_DSYNC: a group write that is durable when it completes.
+    dsync: F,
+}
+
 struct Segment {
     sequence: u64,
     first_lsn: Lsn,
@@ -80,7 +88,7 @@ struct Inner<D: Disk> {
     dir: PathBuf,
     opts: LogOptions,
     segments: Vec<Segment>,
-    active: Rc<D::File>,
+    active: Rc<Active<D::File>>,
     /// Next write offset in the active segment (page aligned).
     active_pos: u64,
     /// Framed records not yet handed to the disk.
@@ -312,6 +320,8 @@ impl<D: Disk> Log<D> {
         let found = list_segments(&disk, dir, &opts.prefix)?;
         if found.is_empty() {
             let first = Self::create_segment(&disk, dir, &opts, 1, 1).await?;
+            let active = Self::with_dsync(&disk, &first.0.path, first.1).await?;
+            let first = (first.0, active);
             let log = Self::assemble(
                 disk,
                 dir,
@@ -379,6 +389,7 @@ impl<D: Disk> Log<D> {
             active.sync().await?;
             disk.sync_dir(dir).await?;
         }
+        let active = Self::with_dsync(&disk, &segments[last].path, active).await?;
         let log = Self::assemble(disk, dir, opts, segments, active, pos, expected);
         Ok((
             log,
@@ -394,7 +405,7 @@ impl<D: Disk> Log<D> {
         dir: &Path,
         opts: LogOptions,
         segments: Vec<Segment>,
-        active: D::File,
+        active: Rc<Active<D::File>>,
         active_pos: u64,
         next_lsn: Lsn,
     ) -> Rc<Self> {
@@ -404,7 +415,7 @@ impl<D: Disk> Log<D> {
                 dir: dir.to_path_buf(),
                 opts,
                 segments,
-                active: Rc::new(active),
+                active,
                 active_pos,
                 pending: Vec::new(),
                 pending_records: 0,
@@ -465,6 +476,12 @@ impl<D: Disk> Log<D> {
             },
             file,
         ))
+    }
+
+    /// Adds the O_DSYNC handle to a segment's plain one.
+    async fn with_dsync(disk: &D, path: &Path, plain: D::File) -> Result<Rc<Active<D::File>>> {
+        let dsync = disk.open(path, OpenMode::ReadWriteDsync).await?;
+        Ok(Rc::new(Active { plain, dsync }))
     }
 
     fn check_poison(inner: &Inner<D>) -> Result<()> {
@@ -564,16 +581,29 @@ impl<D: Disk> Log<D> {
     /// next group can be written while this one's fdatasync is in flight
     /// (pipelined group commit): an fdatasync covers every write that
     /// completed before it was issued.
+    ///
+    /// When everything before this group is already durable, a durable group
+    /// is written through the O_DSYNC handle instead: each write is durable
+    /// when it completes, so no fdatasync follows (one device round trip).
     async fn lead(&self, durable: bool) -> Result<()> {
+        let dsync = {
+            let inner = self.inner.borrow();
+            durable && inner.written_lsn == inner.durable_lsn
+        };
         let written = async {
-            while let Some((file, pos, buf, last_lsn)) = self.take_chunk().await? {
+            while let Some((active, pos, buf, last_lsn)) = self.take_chunk().await? {
+                let file = if dsync { &active.dsync } else { &active.plain };
                 file.write_at(buf, pos).await?;
-                self.inner.borrow_mut().written_lsn = last_lsn;
+                let mut inner = self.inner.borrow_mut();
+                inner.written_lsn = last_lsn;
+                if dsync {
+                    inner.durable_lsn = last_lsn;
+                }
             }
             Ok::<(), Error>(())
         }
         .await;
-        let (file, target, need_sync) = {
+        let (active, target, need_sync) = {
             let mut inner = self.inner.borrow_mut();
             inner.writing = false;
             let target = inner.written_lsn;
@@ -586,7 +616,7 @@ impl<D: Disk> Log<D> {
         self.io_done.notify_all();
         written?;
         if need_sync {
-            file.sync().await?;
+            active.plain.sync().await?;
             let mut inner = self.inner.borrow_mut();
             inner.durable_lsn = inner.durable_lsn.max(target);
         }
@@ -596,7 +626,7 @@ impl<D: Disk> Log<D> {
     /// Takes up to one chunk's worth of buffered records, rolling to a new
     /// segment first if it would not fit. Returns the file, offset, page-padded
     /// buffer and the chunk's last LSN.
-    async fn take_chunk(&self) -> Result<Option<(Rc<D::File>, u64, D::Buf, Lsn)>> {
+    async fn take_chunk(&self) -> Result<Option<(Rc<Active<D::File>>, u64, D::Buf, Lsn)>> {
         let (need, seg_max) = {
             let inner = self.inner.borrow();
             if inner.pending.is_empty() {
@@ -677,13 +707,17 @@ impl<D: Disk> Log<D> {
                 last.sequence + 1,
             )
         };
-        old.sync().await?;
-        self.inner.borrow_mut().durable_lsn = written;
+        old.plain.sync().await?;
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.durable_lsn = inner.durable_lsn.max(written);
+        }
         let (segment, file) =
             Self::create_segment(&disk, &dir, &opts, sequence, written + 1).await?;
+        let active = Self::with_dsync(&disk, &segment.path, file).await?;
         let mut inner = self.inner.borrow_mut();
         inner.segments.push(segment);
-        inner.active = Rc::new(file);
+        inner.active = active;
         inner.active_pos = FIRST_CHUNK_OFFSET;
         Ok(())
     }

@@ -1,1 +1,179 @@
-fn main() {}
+//! `ferrisdb-bench`: a db_bench clone for FerrisDB's engine, with RocksDB as a
+//! peer in the same process (feature `rocksdb`), and a probe of the device's
+//! own fdatasync rate.
+//!
+//! ```text
+//! ferrisdb-bench engine --benchmarks=fillrandom,readrandom,fillsync,fillsync32 --num=1000000
+//! ferrisdb-bench engine --engine=both --json=out.json      # needs --features rocksdb
+//! ferrisdb-bench fsync-probe --dir ./bench-data
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod ferris;
+mod flags;
+mod meter;
+mod probe;
+mod report;
+#[cfg(feature = "rocksdb")]
+mod rocks;
+mod sysinfo;
+mod workload;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use flags::{Benchmark, EngineArgs};
+use probe::ProbeResult;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Parser)]
+#[command(name = "ferrisdb-bench", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// db_bench-style benchmarks of the storage engine.
+    Engine(EngineArgs),
+    /// The device's 4 KiB O_DIRECT pwrite + fdatasync rate.
+    FsyncProbe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Directory on the device to probe (a scratch file is made and removed).
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 2.0)]
+    pub secs: f64,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Engine(args) => run_engine(&args),
+        Command::FsyncProbe(p) => {
+            let r = probe::run(&p.dir, p.secs)?;
+            println!("{}", r.line());
+            println!(
+                "fsync-probe  : {} ops in {:.2} s; max {:.2} micros",
+                r.ops, r.seconds, r.max_micros
+            );
+            Ok(())
+        }
+    }
+}
+
+fn run_engine(args: &EngineArgs) -> Result<()> {
+    args.validate().map_err(anyhow::Error::msg)?;
+    if args.engine.runs_rocksdb() && !cfg!(feature = "rocksdb") {
+        bail!(
+            "--engine={} needs a build with `--features rocksdb`",
+            args.engine.name()
+        );
+    }
+    print_header(args);
+    let probe = if args
+        .benchmarks
+        .iter()
+        .any(|s| s.bench == Benchmark::FillSync)
+    {
+        Some(
+            probe::run(&probe_dir(&args.db), args.fsync_probe_secs)
+                .context("run the fsync probe")?,
+        )
+    } else {
+        None
+    };
+    let both = args.engine.runs_ferrisdb() && args.engine.runs_rocksdb();
+    let mut results = Vec::new();
+    if args.engine.runs_ferrisdb() {
+        if both {
+            println!("=== ferrisdb ({}) ===", args.db.display());
+        }
+        results.extend(ferris::run_series(args, probe.clone())?);
+    }
+    if args.engine.runs_rocksdb() {
+        if both {
+            println!("=== rocksdb ({}) ===", args.rocksdb_dir().display());
+        }
+        results.extend(run_rocksdb(args, probe.clone())?);
+    }
+    let ratios = report::ratios(&results);
+    if both {
+        report::print_ratios(&ratios);
+    }
+    if let Some(path) = &args.json {
+        let config = EngineArgs {
+            reads: Some(args.reads()),
+            rocksdb_db: Some(args.rocksdb_dir()),
+            ..args.clone()
+        };
+        let doc = report::Document {
+            config: &config,
+            machine: sysinfo::machine(&args.db),
+            device_probe: probe.as_ref(),
+            results: &results,
+            ratios,
+        };
+        report::write_json(path, &doc)?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "rocksdb")]
+fn run_rocksdb(args: &EngineArgs, probe: Option<ProbeResult>) -> Result<Vec<report::BenchResult>> {
+    rocks::run_series(args, probe)
+}
+
+#[cfg(not(feature = "rocksdb"))]
+fn run_rocksdb(_: &EngineArgs, _: Option<ProbeResult>) -> Result<Vec<report::BenchResult>> {
+    bail!("built without the `rocksdb` feature")
+}
+
+/// db_bench's preamble.
+fn print_header(args: &EngineArgs) {
+    let entry = (args.key_size + args.value_size) as f64;
+    let compressed = (args.value_size as f64 * args.compression_ratio) as usize;
+    let mb = |b: f64| b / 1048576.0;
+    println!("Keys:       {} bytes each", args.key_size);
+    println!(
+        "Values:     {} bytes each ({compressed} bytes after compression)",
+        args.value_size
+    );
+    println!("Entries:    {}", args.num);
+    println!(
+        "RawSize:    {:.1} MB (estimated)",
+        mb(entry * args.num as f64)
+    );
+    println!(
+        "FileSize:   {:.1} MB (estimated)",
+        mb((args.key_size + compressed) as f64 * args.num as f64)
+    );
+    println!(
+        "Config:     engine {}, threads {}, batch_size {}, sync {}, cache_size {} bytes",
+        args.engine.name(),
+        args.threads,
+        args.batch_size,
+        args.sync,
+        args.cache_size
+    );
+    println!("------------------------------------------------");
+}
+
+/// The probe runs beside the data: in --db's parent directory.
+fn probe_dir(db: &Path) -> PathBuf {
+    match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+pub(crate) fn remove_dir_if_exists(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("remove {}", dir.display())),
+    }
+}

@@ -1,0 +1,285 @@
+//! The benchmark series on FerrisDB: one glommio executor thread, one engine,
+//! `threads` tasks per benchmark (the engine is single-core; concurrency is
+//! tasks, which is what lets the WAL group-commit concurrent sync writers).
+
+use crate::flags::{Benchmark, EngineArgs};
+use crate::meter::Meter;
+use crate::probe::ProbeResult;
+use crate::report::{BenchResult, EngineFacts};
+use crate::workload::{Plan, ValueGen};
+use anyhow::{Context, Result};
+use ferrisdb_io::RealDisk;
+use ferrisdb_io::executor::{run_local, spawn};
+use ferrisdb_lsm::{Engine, Options, ReadOptions, ScanOptions, WriteBatch, WriteOptions};
+use futures_lite::future::yield_now;
+use std::cell::Cell;
+use std::future::Future;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+type Db = Engine<RealDisk>;
+
+pub const ENGINE: &str = "ferrisdb";
+
+/// Runs every benchmark of `args` in order on FerrisDB and prints each result
+/// as it finishes.
+pub fn run_series(args: &EngineArgs, probe: Option<ProbeResult>) -> Result<Vec<BenchResult>> {
+    let args = args.clone();
+    run_local(move || async move { series(&args, probe.as_ref()).await })
+}
+
+async fn series(args: &EngineArgs, probe: Option<&ProbeResult>) -> Result<Vec<BenchResult>> {
+    let dir = args.db.as_path();
+    if !args.use_existing_db {
+        crate::remove_dir_if_exists(dir)?;
+    }
+    let values = ValueGen::new(args.compression_ratio, args.value_size, args.seed);
+    let mut db = open(dir, args).await?;
+    let mut results = Vec::new();
+    for (index, spec) in args.benchmarks.iter().enumerate() {
+        if spec.bench.fresh_db() {
+            if args.use_existing_db {
+                println!("{:<12} : skipped (--use_existing_db is true)", spec.label());
+                continue;
+            }
+            db.close().await.context("close ferrisdb")?;
+            crate::remove_dir_if_exists(dir)?;
+            db = open(dir, args).await?;
+        }
+        let plan = Plan::new(args, index, *spec);
+        crate::sysinfo::reset_peak_rss();
+        let (meter, wall, writes) = run_one(&db, &plan, &values).await?;
+        let mut result = BenchResult::new(ENGINE, &plan, &meter, wall, dir, facts(&db));
+        result.background_writes = writes;
+        result.print(&meter, args.histogram, probe);
+        results.push(result);
+    }
+    db.close().await.context("close ferrisdb")?;
+    Ok(results)
+}
+
+async fn open(dir: &Path, args: &EngineArgs) -> Result<Db> {
+    let opts = Options {
+        block_cache_bytes: usize::try_from(args.cache_size).context("--cache_size fits usize")?,
+        ..Default::default()
+    };
+    Engine::open(RealDisk::new(), dir, opts)
+        .await
+        .with_context(|| format!("open ferrisdb in {}", dir.display()))
+}
+
+fn facts(db: &Db) -> EngineFacts {
+    let s = db.stats();
+    EngineFacts {
+        write_amp: s.write_amplification(),
+        stats: serde_json::json!({
+            "user_bytes": s.user_bytes,
+            "wal_bytes": s.wal_bytes,
+            "flush_bytes": s.flush_bytes,
+            "compaction_read_bytes": s.compaction_read_bytes,
+            "compaction_write_bytes": s.compaction_write_bytes,
+            "flushes": s.flushes,
+            "compactions": s.compactions,
+            "trivial_moves": s.trivial_moves,
+            "stalls": s.stalls,
+            "sst_bytes": s.sst_bytes,
+            "sst_files": s.sst_files,
+            "files_per_level": s.files_per_level,
+            "level_bytes": db.level_bytes(),
+            "memtable_bytes": s.memtable_bytes,
+            "cache_hits": s.cache_hits,
+            "cache_misses": s.cache_misses,
+            "cache_bytes": s.cache_bytes,
+        }),
+    }
+}
+
+/// Runs one benchmark: (merged meter, wall time, background writer's writes).
+async fn run_one(
+    db: &Db,
+    plan: &Plan,
+    values: &ValueGen,
+) -> Result<(Meter, Duration, Option<u64>)> {
+    let start = Instant::now();
+    let workers = |make: &dyn Fn(usize) -> Worker| {
+        let tasks: Vec<_> = (0..plan.threads).map(|w| spawn(timed(make(w)))).collect();
+        tasks
+    };
+    match plan.bench() {
+        Benchmark::FillSeq | Benchmark::FillRandom | Benchmark::Overwrite | Benchmark::FillSync => {
+            let tasks =
+                workers(&|w| Box::pin(write(db.clone(), plan.clone(), w, values.fork(w), None)));
+            let meter = join(tasks).await?;
+            Ok((meter, start.elapsed(), None))
+        }
+        Benchmark::ReadRandom | Benchmark::ReadMissing => {
+            let missing = plan.bench() == Benchmark::ReadMissing;
+            let tasks = workers(&|w| Box::pin(read(db.clone(), plan.clone(), w, missing, false)));
+            Ok((join(tasks).await?, start.elapsed(), None))
+        }
+        Benchmark::SeekRandom => {
+            let tasks = workers(&|w| Box::pin(seek(db.clone(), plan.clone(), w)));
+            Ok((join(tasks).await?, start.elapsed(), None))
+        }
+        Benchmark::ReadSeq => {
+            let tasks = workers(&|w| Box::pin(scan(db.clone(), plan.clone(), w)));
+            Ok((join(tasks).await?, start.elapsed(), None))
+        }
+        Benchmark::ReadWhileWriting => {
+            let stop = Rc::new(Cell::new(false));
+            let writer = spawn(write(
+                db.clone(),
+                plan.clone(),
+                plan.threads,
+                values.fork(plan.threads),
+                Some(stop.clone()),
+            ));
+            let tasks = workers(&|w| Box::pin(read(db.clone(), plan.clone(), w, false, true)));
+            let readers = join(tasks).await;
+            let wall = start.elapsed();
+            stop.set(true);
+            let written = writer.await?;
+            Ok((readers?, wall, Some(written.ops)))
+        }
+    }
+}
+
+type Worker = std::pin::Pin<Box<dyn Future<Output = Result<Meter>>>>;
+
+/// Adds the worker's running time to its meter (db_bench's per-thread seconds).
+async fn timed(worker: Worker) -> Result<Meter> {
+    let start = Instant::now();
+    let mut meter = worker.await?;
+    meter.busy = start.elapsed();
+    Ok(meter)
+}
+
+async fn join<T: Future<Output = Result<Meter>>>(tasks: Vec<T>) -> Result<Meter> {
+    let mut total = Meter::new();
+    for task in tasks {
+        total.merge(&task.await?);
+    }
+    Ok(total)
+}
+
+/// Writes worker `w`'s share of the plan, or, with `stop`, writes until told
+/// to stop (readwhilewriting's writer, which yields after every write so the
+/// readers on the same core keep running).
+async fn write(
+    db: Db,
+    plan: Plan,
+    w: usize,
+    mut values: ValueGen,
+    stop: Option<Rc<Cell<bool>>>,
+) -> Result<Meter> {
+    let opts = WriteOptions {
+        sync: plan.sync,
+        ..Default::default()
+    };
+    let mut keys = plan.worker_keys(w);
+    let mut left = if stop.is_some() {
+        u64::MAX
+    } else {
+        plan.worker_ops(w)
+    };
+    let mut meter = Meter::new();
+    let mut key = Vec::new();
+    while left > 0 && !stop.as_ref().is_some_and(|s| s.get()) {
+        let n = left.min(plan.batch_size as u64);
+        let t = Instant::now();
+        let mut bytes = 0;
+        if n == 1 {
+            plan.keys.write(keys.next_key(), &mut key);
+            let v = values.next(plan.value_size);
+            bytes += (key.len() + v.len()) as u64;
+            db.put(&key, v, &opts).await.context("ferrisdb put")?;
+        } else {
+            let mut batch = WriteBatch::new();
+            for _ in 0..n {
+                plan.keys.write(keys.next_key(), &mut key);
+                let v = values.next(plan.value_size);
+                bytes += (key.len() + v.len()) as u64;
+                batch.put(key.as_slice(), v);
+            }
+            db.write(batch, &opts)
+                .await
+                .context("ferrisdb write batch")?;
+        }
+        meter.finish_op(t, n, bytes);
+        left -= n;
+        if stop.is_some() {
+            yield_now().await;
+        }
+    }
+    Ok(meter)
+}
+
+async fn read(db: Db, plan: Plan, w: usize, missing: bool, yield_each: bool) -> Result<Meter> {
+    let opts = ReadOptions::default();
+    let mut keys = plan.worker_keys(w);
+    let mut meter = Meter::new();
+    let mut key = Vec::new();
+    for _ in 0..plan.worker_ops(w) {
+        let k = keys.next_key();
+        if missing {
+            plan.keys.write_missing(k, &mut key);
+        } else {
+            plan.keys.write(k, &mut key);
+        }
+        let t = Instant::now();
+        let got = db.get(&key, &opts).await.context("ferrisdb get")?;
+        let bytes = got.as_ref().map_or(0, |v| (key.len() + v.len()) as u64);
+        meter.found += u64::from(got.is_some());
+        meter.finish_op(t, 1, bytes);
+        if yield_each {
+            yield_now().await;
+        }
+    }
+    Ok(meter)
+}
+
+/// Seeks to a random existing key and reads `seek_nexts` entries after it.
+async fn seek(db: Db, plan: Plan, w: usize) -> Result<Meter> {
+    let opts = ScanOptions::default();
+    let mut keys = plan.worker_keys(w);
+    let mut meter = Meter::new();
+    let mut key = Vec::new();
+    for _ in 0..plan.worker_ops(w) {
+        plan.keys.write(keys.next_key(), &mut key);
+        let t = Instant::now();
+        let mut iter = db
+            .iter(Some(&key), None, &opts)
+            .await
+            .context("ferrisdb seek")?;
+        let mut bytes = 0;
+        if let Some((k, _)) = iter.next().await.context("ferrisdb next")? {
+            meter.found += u64::from(k == key);
+            for _ in 0..plan.seek_nexts {
+                match iter.next().await.context("ferrisdb next")? {
+                    Some((k, v)) => bytes += (k.len() + v.len()) as u64,
+                    None => break,
+                }
+            }
+        }
+        meter.finish_op(t, 1, bytes);
+    }
+    Ok(meter)
+}
+
+/// Reads worker `w`'s share of entries from the start of the key space.
+async fn scan(db: Db, plan: Plan, w: usize) -> Result<Meter> {
+    let mut meter = Meter::new();
+    let mut iter = db
+        .iter(None, None, &ScanOptions::default())
+        .await
+        .context("ferrisdb scan")?;
+    for _ in 0..plan.worker_ops(w) {
+        let t = Instant::now();
+        match iter.next().await.context("ferrisdb next")? {
+            Some((k, v)) => meter.finish_op(t, 1, (k.len() + v.len()) as u64),
+            None => break,
+        }
+    }
+    Ok(meter)
+}

@@ -60,10 +60,10 @@ async fn series(args: &EngineArgs, probe: Option<&ProbeResult>) -> Result<Vec<Be
 }
 
 async fn open(dir: &Path, args: &EngineArgs) -> Result<Db> {
-    let opts = Options {
-        block_cache_bytes: usize::try_from(args.cache_size).context("--cache_size fits usize")?,
-        ..Default::default()
-    };
+    let mut opts = Options::default();
+    if let Some(bytes) = args.cache_size {
+        opts.block_cache_bytes = usize::try_from(bytes).context("--cache_size fits usize")?;
+    }
     Engine::open(RealDisk::new(), dir, opts)
         .await
         .with_context(|| format!("open ferrisdb in {}", dir.display()))

@@ -250,9 +250,16 @@ pub struct EngineArgs {
     /// Keys per write batch.
     #[arg(long = "batch_size", alias = "batch-size", default_value_t = 1)]
     pub batch_size: usize,
-    /// Block cache budget in bytes, the same for both engines (db_bench: 8 MiB).
-    #[arg(long = "cache_size", alias = "cache-size", default_value_t = 8 << 20)]
-    pub cache_size: u64,
+    /// Block cache budget in bytes, the same for both engines. Unset: each
+    /// engine's default (FerrisDB 256 MiB; RocksDB 32 MiB plus the OS page
+    /// cache, since it reads with buffered I/O unless --use_direct_reads).
+    #[arg(long = "cache_size", alias = "cache-size")]
+    pub cache_size: Option<u64>,
+    /// RocksDB reads with O_DIRECT (no page cache), like FerrisDB always does;
+    /// with --cache_size this makes the cache budgets really equal.
+    #[arg(long = "use_direct_reads", alias = "use-direct-reads", num_args = 0..=1,
+          default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set, default_value_t = false)]
+    pub use_direct_reads: bool,
     /// Concurrent workers per benchmark: glommio tasks on one executor for
     /// FerrisDB, OS threads for RocksDB.
     #[arg(long, default_value_t = 1)]
@@ -402,7 +409,7 @@ mod tests {
             (5000, 70, 20, 64)
         );
         assert!(a.sync && !a.histogram && a.use_existing_db);
-        assert_eq!(a.cache_size, 1 << 20);
+        assert_eq!(a.cache_size, Some(1 << 20));
         assert_eq!(a.engine, EngineChoice::Both);
         assert_eq!(a.rocksdb_dir(), PathBuf::from("/tmp/x/db-rocksdb"));
     }

@@ -152,12 +152,16 @@ fn print_header(args: &EngineArgs) {
         mb((args.key_size + compressed) as f64 * args.num as f64)
     );
     println!(
-        "Config:     engine {}, threads {}, batch_size {}, sync {}, cache_size {} bytes",
+        "Config:     engine {}, threads {}, batch_size {}, sync {}, cache_size {}, rocksdb direct reads {}",
         args.engine.name(),
         args.threads,
         args.batch_size,
         args.sync,
         args.cache_size
+            .map_or("each engine's default".to_string(), |b| format!(
+                "{b} bytes"
+            )),
+        args.use_direct_reads
     );
     println!("------------------------------------------------");
 }

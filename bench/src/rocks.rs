@@ -4,8 +4,10 @@
 //!
 //! RocksDB runs with its defaults as a user would get them
 //! (`Options::default()` + `create_if_missing`), except:
-//! - block cache: an LRU cache of `--cache_size` bytes (the same budget as
-//!   FerrisDB's block cache) in the default block-based table options;
+//! - block cache: with `--cache_size`, an LRU cache of that many bytes (the
+//!   same budget as FerrisDB's block cache); without it, RocksDB's default;
+//! - `--use_direct_reads`: O_DIRECT reads, so the page cache does not add to
+//!   RocksDB's cache budget (FerrisDB always reads with O_DIRECT);
 //! - durability: WAL on (the default), `WriteOptions::set_sync` per `--sync`,
 //!   and always for fillsync, as for FerrisDB;
 //! - statistics enabled at `ExceptHistogramOrTimers` (the cheapest level that
@@ -44,12 +46,14 @@ impl Rocks {
         opts.create_if_missing(true);
         opts.enable_statistics();
         opts.set_statistics_level(StatsLevel::ExceptHistogramOrTimers);
-        let cache = Cache::new_lru_cache(
-            usize::try_from(args.cache_size).context("--cache_size fits usize")?,
-        );
-        let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&cache);
-        opts.set_block_based_table_factory(&table);
+        if let Some(bytes) = args.cache_size {
+            let cache =
+                Cache::new_lru_cache(usize::try_from(bytes).context("--cache_size fits usize")?);
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            opts.set_block_based_table_factory(&table);
+        }
+        opts.set_use_direct_reads(args.use_direct_reads);
         let db =
             DB::open(&opts, dir).with_context(|| format!("open rocksdb in {}", dir.display()))?;
         Ok(Rocks {

@@ -102,9 +102,14 @@ struct Inner<D: Disk> {
     /// Highest LSN covered by an fdatasync that has been issued.
     sync_in_flight_lsn: Lsn,
     poisoned: Option<String>,
+    /// A zero-filled file ready to become the next segment (temporary name).
+    spare: Option<(PathBuf, D::File)>,
+    spare_preparing: bool,
 }
 
 pub struct Log<D: Disk> {
+    /// Weak handle to itself, for background work it starts.
+    me: std::rc::Weak<Log<D>>,
     inner: RefCell<Inner<D>>,
     io_done: Notify,
 }
@@ -409,7 +414,8 @@ impl<D: Disk> Log<D> {
         active_pos: u64,
         next_lsn: Lsn,
     ) -> Rc<Self> {
-        Rc::new(Log {
+        let log = Rc::new_cyclic(|me| Log {
+            me: me.clone(),
             inner: RefCell::new(Inner {
                 disk,
                 dir: dir.to_path_buf(),
@@ -425,16 +431,16 @@ impl<D: Disk> Log<D> {
                 writing: false,
                 sync_in_flight_lsn: next_lsn - 1,
                 poisoned: None,
+                spare: None,
+                spare_preparing: false,
             }),
             io_done: Notify::new(),
-        })
+        });
+        log.prepare_spare();
+        log
     }
 
     /// Creates a segment whose header is durable and whose name is durable.
-    ///
-    /// The file is prepared under a temporary name and renamed into place, so
-    /// a crash at any point never leaves a segment name without a valid
-    /// header (leftover temporary files are removed by [`Log::open`]).
     async fn create_segment(
         disk: &D,
         dir: &Path,
@@ -442,17 +448,22 @@ impl<D: Disk> Log<D> {
         sequence: u64,
         first_lsn: Lsn,
     ) -> Result<(Segment, D::File)> {
-        let path = segment_path(dir, &opts.prefix, sequence);
-        let tmp = temp_path(&path);
-        if disk.exists(&tmp) {
-            disk.remove(&tmp).await?;
+        let tmp = temp_path(&segment_path(dir, &opts.prefix, sequence));
+        let blank = Self::prepare_blank(disk, &tmp, opts).await?;
+        Self::install(disk, dir, opts, blank, sequence, first_lsn).await
+    }
+
+    /// Creates a file at the temporary path `tmp`, zero-filled to the segment
+    /// size if `opts.preallocate`: later appends then overwrite allocated,
+    /// written blocks, and fdatasync need not journal extent changes
+    /// (fallocate alone leaves "unwritten" extents whose conversion costs a
+    /// journal commit per sync).
+    async fn prepare_blank(disk: &D, tmp: &Path, opts: &LogOptions) -> Result<(PathBuf, D::File)> {
+        if disk.exists(tmp) {
+            disk.remove(tmp).await?;
         }
-        let file = disk.open(&tmp, OpenMode::CreateNew).await?;
+        let file = disk.open(tmp, OpenMode::CreateNew).await?;
         if opts.preallocate {
-            // Write zeros over the whole segment: later appends then overwrite
-            // allocated, written blocks, and fdatasync need not journal
-            // extent changes (fallocate alone leaves "unwritten" extents whose
-            // conversion costs a journal commit per sync).
             let step = (1 << 20).min(opts.segment_bytes_max as usize);
             let mut pos = 0u64;
             while pos < opts.segment_bytes_max {
@@ -461,6 +472,23 @@ impl<D: Disk> Log<D> {
                 pos += len as u64;
             }
         }
+        Ok((tmp.to_path_buf(), file))
+    }
+
+    /// Turns a blank file into segment `sequence`: header written and synced,
+    /// then renamed into place and the directory synced. A crash at any point
+    /// never leaves a segment name without a valid header (leftover
+    /// temporary files are removed by [`Log::open`]).
+    async fn install(
+        disk: &D,
+        dir: &Path,
+        opts: &LogOptions,
+        blank: (PathBuf, D::File),
+        sequence: u64,
+        first_lsn: Lsn,
+    ) -> Result<(Segment, D::File)> {
+        let (tmp, file) = blank;
+        let path = segment_path(dir, &opts.prefix, sequence);
         let mut page = disk.alloc_buf(PAGE_BYTES);
         let header = SegmentHeader::new(sequence, first_lsn);
         page.as_mut_slice()[..size_of::<SegmentHeader>()].copy_from_slice(header.as_bytes());
@@ -476,6 +504,34 @@ impl<D: Disk> Log<D> {
             },
             file,
         ))
+    }
+
+    /// Prepares the next segment's zero-filled file on the background queue,
+    /// so a roll does not write a whole segment of zeros on the write path.
+    /// A failure here only means the roll prepares it itself.
+    fn prepare_spare(&self) {
+        let (disk, tmp, opts) = {
+            let mut inner = self.inner.borrow_mut();
+            if !inner.opts.preallocate || inner.spare.is_some() || inner.spare_preparing {
+                return;
+            }
+            inner.spare_preparing = true;
+            let tmp = inner
+                .dir
+                .join(format!("{}-spare.log.tmp", inner.opts.prefix));
+            (inner.disk.clone(), tmp, inner.opts.clone())
+        };
+        let me = self.me.clone();
+        crate::executor::spawn_background(async move {
+            let blank = Self::prepare_blank(&disk, &tmp, &opts).await;
+            let Some(log) = me.upgrade() else { return };
+            let mut inner = log.inner.borrow_mut();
+            inner.spare_preparing = false;
+            match blank {
+                Ok(blank) => inner.spare = Some(blank),
+                Err(e) => tracing::warn!(error = %e, "preparing the next log segment failed"),
+            }
+        });
     }
 
     /// Adds the O_DSYNC handle to a segment's plain one.
@@ -561,6 +617,10 @@ impl<D: Disk> Log<D> {
             match wait {
                 Some(notified) => notified.await,
                 None => {
+                    // Let writers woken by the previous group's completion
+                    // append first, so this group takes them all instead of
+                    // alternating between groups of one and groups of many.
+                    futures_lite::future::yield_now().await;
                     let result = self.lead(durable).await;
                     if let Err(e) = &result {
                         tracing::error!(error = %e, "log write failed; poisoning the log");
@@ -712,13 +772,19 @@ impl<D: Disk> Log<D> {
             let mut inner = self.inner.borrow_mut();
             inner.durable_lsn = inner.durable_lsn.max(written);
         }
-        let (segment, file) =
-            Self::create_segment(&disk, &dir, &opts, sequence, written + 1).await?;
+        let spare = self.inner.borrow_mut().spare.take();
+        let (segment, file) = match spare {
+            Some(blank) => Self::install(&disk, &dir, &opts, blank, sequence, written + 1).await?,
+            None => Self::create_segment(&disk, &dir, &opts, sequence, written + 1).await?,
+        };
         let active = Self::with_dsync(&disk, &segment.path, file).await?;
-        let mut inner = self.inner.borrow_mut();
-        inner.segments.push(segment);
-        inner.active = active;
-        inner.active_pos = FIRST_CHUNK_OFFSET;
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.segments.push(segment);
+            inner.active = active;
+            inner.active_pos = FIRST_CHUNK_OFFSET;
+        }
+        self.prepare_spare();
         Ok(())
     }
 

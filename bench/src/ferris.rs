@@ -71,6 +71,8 @@ async fn open(dir: &Path, args: &EngineArgs) -> Result<Db> {
 
 fn facts(db: &Db) -> EngineFacts {
     let s = db.stats();
+    let levels = db.level_bytes();
+    let largest_level = levels.iter().rev().copied().find(|&b| b > 0).unwrap_or(0);
     EngineFacts {
         write_amp: s.write_amplification(),
         stats: serde_json::json!({
@@ -86,7 +88,8 @@ fn facts(db: &Db) -> EngineFacts {
             "sst_bytes": s.sst_bytes,
             "sst_files": s.sst_files,
             "files_per_level": s.files_per_level,
-            "level_bytes": db.level_bytes(),
+            "level_bytes": levels,
+            "space_amp": s.space_amplification(largest_level),
             "memtable_bytes": s.memtable_bytes,
             "cache_hits": s.cache_hits,
             "cache_misses": s.cache_misses,

@@ -44,6 +44,14 @@ pub fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> glommio::Tas
     glommio::spawn_local(fut)
 }
 
+/// Yields to other tasks if this one has used up its time slice (the
+/// executor's preemption timer). Code that can run long without suspending
+/// (a writer whose writes never wait for the disk, a reader hitting the
+/// cache) calls this so other tasks on the core still get their turn.
+pub async fn yield_if_needed() {
+    glommio::yield_if_needed().await;
+}
+
 /// Sleeps on the executor's timer.
 pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;

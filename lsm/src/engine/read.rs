@@ -67,6 +67,7 @@ fn hidden(
 impl<D: Disk> Engine<D> {
     /// The value of `key` as of the read version, if any.
     pub async fn get(&self, key: &[u8], opts: &ReadOptions) -> Result<Option<Vec<u8>>> {
+        ferrisdb_io::executor::yield_if_needed().await;
         let view = self.inner.view(opts.version);
         let v = view.version;
         let mut found: Option<(Version, Kind, Vec<u8>)> = None;

@@ -51,6 +51,7 @@ impl<D: Disk> Engine<D> {
     /// With `opts.sync` it returns once the batch is durable.
     pub async fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<Version> {
         let inner = &self.inner;
+        ferrisdb_io::executor::yield_if_needed().await;
         inner.validate(&batch)?;
         inner.make_room().await?;
         let (seq, lsn, needs_sync, version) = {

@@ -251,3 +251,25 @@ fn oversized_record_is_refused() {
             .expect("a record of exactly the maximum size is written");
     });
 }
+
+#[test]
+fn relative_directory_paths_work_on_the_real_disk() {
+    // Regression: glommio opens paths relative to no directory, so a
+    // relative data directory (`./bench-data/demo`) failed with EBADF.
+    let tmp = tempfile::tempdir_in(".").expect("tempdir in the working directory");
+    let name = tmp.path().file_name().expect("name").to_owned();
+    let dir = PathBuf::from(".").join(name).join("wal");
+    run_local(move || async move {
+        let disk = RealDisk::new();
+        let (log, _) = open_collect(disk.clone(), &dir, small_opts())
+            .await
+            .expect("open");
+        let lsn = log.append(b"relative").expect("append");
+        log.sync(lsn).await.expect("sync");
+        drop(log);
+        let (_, got) = open_collect(disk, &dir, small_opts())
+            .await
+            .expect("reopen");
+        assert_eq!(got, vec![(1, b"relative".to_vec())]);
+    });
+}

@@ -40,6 +40,16 @@ impl IoBuf for DmaBuffer {
     }
 }
 
+/// glommio resolves paths against no directory (it passes an invalid
+/// directory fd to `openat`), so relative paths fail with EBADF; every path
+/// handed to glommio is made absolute first.
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    std::env::current_dir().map_or_else(|_| path.to_path_buf(), |cwd| cwd.join(path))
+}
+
 fn os<'a>(
     op: &'static str,
     path: &'a Path,
@@ -90,6 +100,7 @@ impl Disk for RealDisk {
     }
 
     async fn open(&self, path: &Path, mode: OpenMode) -> Result<RealFile> {
+        let path = &absolute(path);
         ensure_probed(&parent_of(path)).await?;
         let mut opts = OpenOptions::new();
         match mode {
@@ -106,17 +117,19 @@ impl Disk for RealDisk {
     }
 
     async fn remove(&self, path: &Path) -> Result<()> {
-        glommio::io::remove(path).await.map_err(os("remove", path))
+        glommio::io::remove(absolute(path))
+            .await
+            .map_err(os("remove", path))
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        glommio::io::rename(from, to)
+        glommio::io::rename(absolute(from), absolute(to))
             .await
             .map_err(os("rename", from))
     }
 
     async fn sync_dir(&self, dir: &Path) -> Result<()> {
-        let handle = glommio::io::Directory::open(dir)
+        let handle = glommio::io::Directory::open(absolute(dir))
             .await
             .map_err(os("open dir", dir))?;
         handle.sync().await.map_err(os("fsync dir", dir))?;

@@ -229,7 +229,11 @@ async fn run(ops: Vec<Op>, seed: u64) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    // 128 cases in CI; FERRISDB_MODEL_CASES=N for a longer run.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("FERRISDB_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn engine_matches_model(ops in prop::collection::vec(op(), 1..250), seed in any::<u64>()) {
         run_local(move || run(ops, seed));

@@ -16,6 +16,24 @@ pub struct FileMeta {
 }
 
 impl FileMeta {
+    /// The manifest's view of a table just written.
+    pub fn from_properties(
+        number: u64,
+        size: u64,
+        props: crate::format::blocks::Properties,
+    ) -> Self {
+        FileMeta {
+            number,
+            size,
+            smallest: props.smallest_key,
+            largest: props.largest_key,
+            min_version: props.min_version,
+            max_version: props.max_version,
+            entries: props.entries,
+            deletes: props.deletes,
+        }
+    }
+
     pub fn overlaps(&self, lo: &[u8], hi: &[u8]) -> bool {
         self.smallest.as_slice() <= hi && lo <= self.largest.as_slice()
     }

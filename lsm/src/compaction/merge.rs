@@ -189,16 +189,8 @@ async fn finish<D: Disk>(builder: TableBuilder<D>, out: &mut MergeOutput) -> Res
     }
     let (props, size) = builder.finish().await?;
     out.bytes_written += size;
-    out.files.push(FileMeta {
-        number,
-        size,
-        smallest: props.smallest_key,
-        largest: props.largest_key,
-        min_version: props.min_version,
-        max_version: props.max_version,
-        entries: props.entries,
-        deletes: props.deletes,
-    });
+    out.files
+        .push(FileMeta::from_properties(number, size, props));
     Ok(())
 }
 

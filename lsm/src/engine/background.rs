@@ -104,16 +104,7 @@ async fn flush_one<D: Disk>(inner: &Rc<Inner<D>>) -> Result<bool> {
         }
         let (props, size) = b.finish().await?;
         flushed = size;
-        added.push(FileMeta {
-            number,
-            size,
-            smallest: props.smallest_key,
-            largest: props.largest_key,
-            min_version: props.min_version,
-            max_version: props.max_version,
-            entries: props.entries,
-            deletes: props.deletes,
-        });
+        added.push(FileMeta::from_properties(number, size, props));
         inner.disk.sync_dir(&inner.dir).await?;
     }
     let edit = {
@@ -154,9 +145,16 @@ async fn flush_one<D: Disk>(inner: &Rc<Inner<D>>) -> Result<bool> {
 }
 
 /// Makes `edit` durable, then applies it: opens added tables, retires removed ones.
+/// A table both removed and added (a move between levels) stays open and on disk.
 async fn commit<D: Disk>(inner: &Rc<Inner<D>>, edit: Edit) -> Result<()> {
+    let moved: std::collections::HashSet<u64> = edit
+        .added
+        .iter()
+        .map(|f| f.number)
+        .filter(|n| edit.removed.iter().any(|(_, r)| r == n))
+        .collect();
     let mut opened = Vec::new();
-    for f in &edit.added {
+    for f in edit.added.iter().filter(|f| !moved.contains(&f.number)) {
         let path = inner.dir.join(crate::sst::file_name(f.number));
         let id = table_cache_id(inner.cache_namespace, f.number);
         opened.push(Rc::new(
@@ -177,6 +175,7 @@ async fn commit<D: Disk>(inner: &Rc<Inner<D>>, edit: Edit) -> Result<()> {
         let removed: Vec<Rc<Table<D>>> = edit
             .removed
             .iter()
+            .filter(|(_, n)| !moved.contains(n))
             .filter_map(|(_, n)| st.tables.remove(n))
             .collect();
         st.refresh_read_parts();
@@ -245,12 +244,7 @@ async fn run_task<D: Disk>(inner: &Rc<Inner<D>>, task: Task) -> Result<()> {
         edit.next_file_number = st.manifest.next_file_number;
         edit.tombstones_removed = collectable_tombstones(&st, &edit);
     }
-    if task.trivial_move {
-        // The same table is removed from one level and added to the next.
-        commit_move(inner, edit).await?;
-    } else {
-        commit(inner, edit).await?;
-    }
+    commit(inner, edit).await?;
     let mut st = inner.state.borrow_mut();
     st.compact_cursors[task.level] = hi_key;
     st.stats.compactions += 1;
@@ -260,22 +254,6 @@ async fn run_task<D: Disk>(inner: &Rc<Inner<D>>, task: Task) -> Result<()> {
     drop(st);
     inner.progress.notify_all();
     Ok(())
-}
-
-/// Commits an edit that moves a table between levels (no file is deleted).
-async fn commit_move<D: Disk>(inner: &Rc<Inner<D>>, edit: Edit) -> Result<()> {
-    inner.manifest.commit(&edit).await?;
-    let snapshot = {
-        let mut st = inner.state.borrow_mut();
-        let label = inner.dir.clone();
-        st.manifest.apply(&edit, &label, 0)?;
-        st.manifest.levels.check_invariants();
-        st.levels = Rc::new(st.manifest.levels.clone());
-        st.tombstones = Rc::new(st.manifest.tombstones.clone());
-        st.refresh_read_parts();
-        st.manifest.clone()
-    };
-    inner.manifest.maybe_rewrite(&snapshot).await
 }
 
 /// Range tombstones no reader needs any more: every reader sees them and no

@@ -225,11 +225,7 @@ async fn read(db: Db, plan: Plan, w: usize, missing: bool, yield_each: bool) -> 
     let mut key = Vec::new();
     for _ in 0..plan.worker_ops(w) {
         let k = keys.next_key();
-        if missing {
-            plan.keys.write_missing(k, &mut key);
-        } else {
-            plan.keys.write(k, &mut key);
-        }
+        plan.keys.write_read_key(k, missing, &mut key);
         let t = Instant::now();
         let got = db.get(&key, &opts).await.context("ferrisdb get")?;
         let bytes = got.as_ref().map_or(0, |v| (key.len() + v.len()) as u64);

@@ -244,11 +244,7 @@ fn read(db: &DB, plan: &Plan, w: usize, missing: bool) -> Result<Meter> {
     let mut key = Vec::new();
     for _ in 0..plan.worker_ops(w) {
         let k = keys.next_key();
-        if missing {
-            plan.keys.write_missing(k, &mut key);
-        } else {
-            plan.keys.write(k, &mut key);
-        }
+        plan.keys.write_read_key(k, missing, &mut key);
         let t = Instant::now();
         let got = db.get_pinned(&key).context("rocksdb get")?;
         let bytes = got.as_ref().map_or(0, |v| (key.len() + v.len()) as u64);

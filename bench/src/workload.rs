@@ -67,6 +67,15 @@ impl KeyFormat {
         assert!(k == 0, "key number does not fit key_size");
     }
 
+    /// The key a reader asks for: key `k`, or a key that was never written.
+    pub fn write_read_key(&self, k: u64, missing: bool, buf: &mut Vec<u8>) {
+        if missing {
+            self.write_missing(k, buf);
+        } else {
+            self.write(k, buf);
+        }
+    }
+
     pub fn write_missing(&self, k: u64, buf: &mut Vec<u8>) {
         self.write(k, buf);
         buf.push(b'.');

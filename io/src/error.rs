@@ -41,9 +41,4 @@ impl Error {
             source,
         }
     }
-
-    /// True when the error came from the device reporting a failure (EIO, ENOSPC, ...).
-    pub fn is_os(&self) -> bool {
-        matches!(self, Error::Os { .. })
-    }
 }

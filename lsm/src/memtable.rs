@@ -88,8 +88,7 @@ impl Memtable {
         (k.key == key).then_some((k.version, v))
     }
 
-    /// First entry strictly after (forward) or before (reverse) `after`, or
-    /// the first entry at/after `from` when `after` is None.
+    /// The first entry (or, if `reverse`, the last) within the bounds.
     pub fn step(
         &self,
         lower: Bound<&MemKey>,

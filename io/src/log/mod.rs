@@ -317,14 +317,31 @@ impl<D: Disk> Log<D> {
         opts.validate()?;
         disk.create_dir_all(dir).await?;
         // Segments whose creation a crash interrupted never got their name.
+        // A complete spare from an earlier run is kept: it is only zeros and
+        // re-zeroing 64 MiB at every open would be wasted I/O.
+        let spare_path = Self::spare_path(dir, &opts);
+        let mut kept_spare = None;
         for name in disk.list_dir(dir)? {
-            if name.starts_with(&format!("{}-", opts.prefix)) && name.ends_with(".log.tmp") {
-                disk.remove(&dir.join(name)).await?;
+            if !(name.starts_with(&format!("{}-", opts.prefix)) && name.ends_with(".log.tmp")) {
+                continue;
             }
+            let path = dir.join(name);
+            if opts.preallocate && path == spare_path {
+                let file = disk.open(&path, OpenMode::ReadWrite).await?;
+                if file.size().await? == opts.segment_bytes_max {
+                    kept_spare = Some((path, file));
+                    continue;
+                }
+                file.close().await?;
+            }
+            disk.remove(&path).await?;
         }
         let found = list_segments(&disk, dir, &opts.prefix)?;
         if found.is_empty() {
-            let first = Self::create_segment(&disk, dir, &opts, 1, 1).await?;
+            let first = match kept_spare.take() {
+                Some(blank) => Self::install(&disk, dir, &opts, blank, 1, 1).await?,
+                None => Self::create_segment(&disk, dir, &opts, 1, 1).await?,
+            };
             let active = Self::with_dsync(&disk, &first.0.path, first.1).await?;
             let first = (first.0, active);
             let log = Self::assemble(
@@ -336,6 +353,7 @@ impl<D: Disk> Log<D> {
                 FIRST_CHUNK_OFFSET,
                 1,
             );
+            log.prepare_spare();
             return Ok((
                 log,
                 Recovery {
@@ -396,6 +414,8 @@ impl<D: Disk> Log<D> {
         }
         let active = Self::with_dsync(&disk, &segments[last].path, active).await?;
         let log = Self::assemble(disk, dir, opts, segments, active, pos, expected);
+        log.inner.borrow_mut().spare = kept_spare;
+        log.prepare_spare();
         Ok((
             log,
             Recovery {
@@ -414,7 +434,7 @@ impl<D: Disk> Log<D> {
         active_pos: u64,
         next_lsn: Lsn,
     ) -> Rc<Self> {
-        let log = Rc::new_cyclic(|me| Log {
+        Rc::new_cyclic(|me| Log {
             me: me.clone(),
             inner: RefCell::new(Inner {
                 disk,
@@ -435,9 +455,7 @@ impl<D: Disk> Log<D> {
                 spare_preparing: false,
             }),
             io_done: Notify::new(),
-        });
-        log.prepare_spare();
-        log
+        })
     }
 
     /// Creates a segment whose header is durable and whose name is durable.
@@ -504,6 +522,10 @@ impl<D: Disk> Log<D> {
             },
             file,
         ))
+    }
+
+    fn spare_path(dir: &Path, opts: &LogOptions) -> PathBuf {
+        dir.join(format!("{}-spare.log.tmp", opts.prefix))
     }
 
     /// Prepares the next segment's zero-filled file on the background queue,

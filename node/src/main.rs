@@ -1,12 +1,17 @@
 //! `ferrisdb`: the FerrisDB node binary and its command-line tools.
 //!
-//! Today it offers `inspect` (read-only, offline views of a data directory);
-//! `start`, `cert` and `shell` will join it as further subcommands.
+//! `start` runs a node; `cert` makes certificates; `config print` shows the
+//! effective configuration; `shell` and `status` talk to a running node;
+//! `inspect` gives read-only, offline views of a data directory.
 
 #![forbid(unsafe_code)]
 
+mod cert;
+mod config;
 mod escape;
 mod inspect;
+mod server;
+mod shell;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +29,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a node until SIGTERM or SIGINT.
+    Start(config::ConfigArgs),
+    /// Make a CA and node or client certificates for mutual TLS.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
+    /// Show the effective configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// An interactive (or `--exec`) shell against a running node.
+    Shell(shell::ShellArgs),
+    /// Status of a running node.
+    Status(shell::StatusArgs),
     /// Read-only views of data files: WAL, SSTables, manifest, whole directories.
     #[command(subcommand)]
     Inspect(inspect::InspectCommand),
@@ -37,6 +54,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(cmd) => inspect::run(cmd),
+        Command::Start(args) => config::load(&args)
+            .and_then(server::start)
+            .map(|()| ExitCode::SUCCESS),
+        Command::Cert(cmd) => cert::run(cmd),
+        Command::Config(cmd) => config::run(cmd),
+        Command::Shell(args) => shell::run_shell(args),
+        Command::Status(args) => shell::run_status(args),
     };
     match result {
         Ok(code) => code,

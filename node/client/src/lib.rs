@@ -1,0 +1,2 @@
+//! `ferrisdb-client`: the async Rust client for FerrisDB over QUIC.
+#![forbid(unsafe_code)]

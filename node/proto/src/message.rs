@@ -1,0 +1,298 @@
+//! Messages: what a request asks and what a response answers.
+
+use crate::error::ErrorCode;
+use crate::limits::{BATCH_OPS_MAX, KEY_BYTES_MAX, SCAN_LIMIT_MAX, VALUE_BYTES_MAX};
+use rkyv::{Archive, Deserialize, Serialize};
+
+/// One end of a key range.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum KeyBound {
+    Unbounded,
+    Included(Vec<u8>),
+    Excluded(Vec<u8>),
+}
+
+/// One write of an atomic batch.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    /// Deletes every key in `[start, end)`.
+    DeleteRange {
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Answered by [`Response::Value`].
+    Get {
+        key: Vec<u8>,
+    },
+    /// Answered by [`Response::Written`] once durable.
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    DeleteRange {
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
+    /// All operations apply atomically or none does. Answered by
+    /// [`Response::Written`]. Every key must belong to one shard.
+    Batch {
+        ops: Vec<WriteOp>,
+    },
+    /// Answered by one or more [`Response::ScanChunk`]s, the last with
+    /// `done: true`. `limit` 0 means [`SCAN_LIMIT_MAX`]. A scan is served
+    /// by the shard owning its start key (its end key when `reverse`) and
+    /// stops at that shard's boundary; `resume` in the last chunk says where
+    /// to continue.
+    Scan {
+        start: KeyBound,
+        end: KeyBound,
+        limit: u32,
+        reverse: bool,
+    },
+    /// Answered by [`Response::ShardMap`].
+    ShardMap,
+    /// Answered by [`Response::Status`] (JSON).
+    Status,
+}
+
+/// A request on the wire: its id (unique among the sender's requests in
+/// flight on the connection), the shard map version the client routed it
+/// with, and its deadline.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RequestFrame {
+    pub id: u64,
+    pub shard_map_version: u64,
+    /// Milliseconds the client will wait; the node gives up after it.
+    /// 0 means the node's default.
+    pub timeout_ms: u32,
+    pub request: Request,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReply {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    Value(Option<Vec<u8>>),
+    /// The write is durable; `version` is its commit version.
+    Written {
+        version: u64,
+    },
+    /// Part of a scan's result. `done` marks the last chunk; `resume` (in the
+    /// last chunk) is the bound to continue from when the scan stopped at a
+    /// shard boundary before its limit or end.
+    ScanChunk {
+        entries: Vec<KeyValue>,
+        done: bool,
+        resume: Option<KeyBound>,
+    },
+    ShardMap(ShardMap),
+    Status(String),
+    Error(ErrorReply),
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ResponseFrame {
+    /// Id of the request this answers.
+    pub id: u64,
+    /// The node's current shard map version: a client holding an older one
+    /// refreshes it.
+    pub shard_map_version: u64,
+    pub response: Response,
+}
+
+/// A range of keys owned by one shard: `[start, end)`, `end` `None` = to the
+/// end of the key space.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ShardInfo {
+    pub id: u32,
+    pub start: Vec<u8>,
+    pub end: Option<Vec<u8>>,
+    /// Index of the core that owns the shard on this node.
+    pub core: u32,
+}
+
+/// How the key space is split and which core serves each part.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ShardMap {
+    pub version: u64,
+    /// UDP port of each core's endpoint, indexed by core.
+    pub core_ports: Vec<u16>,
+    /// Sorted by `start`, covering the whole key space without gaps.
+    pub shards: Vec<ShardInfo>,
+}
+
+impl ShardMap {
+    /// The shard owning `key`.
+    pub fn shard_for(&self, key: &[u8]) -> Option<&ShardInfo> {
+        let after = self.shards.partition_point(|s| s.start.as_slice() <= key);
+        after.checked_sub(1).map(|i| &self.shards[i])
+    }
+
+    /// Whether `shards` are sorted, start at the empty key, leave no gaps and
+    /// name existing cores. Checked by clients before they route by a map.
+    pub fn is_well_formed(&self) -> bool {
+        let Some(first) = self.shards.first() else {
+            return false;
+        };
+        if !first.start.is_empty() {
+            return false;
+        }
+        let cores = self.core_ports.len() as u32;
+        let chained = self
+            .shards
+            .windows(2)
+            .all(|w| w[0].end.as_deref() == Some(&w[1].start[..]));
+        let last_open = self.shards.last().is_some_and(|s| s.end.is_none());
+        let ordered = self
+            .shards
+            .iter()
+            .all(|s| s.end.as_ref().is_none_or(|e| *e > s.start));
+        chained && last_open && ordered && self.shards.iter().all(|s| s.core < cores)
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<(), (ErrorCode, String)> {
+    if key.is_empty() || key.len() > KEY_BYTES_MAX {
+        return Err((
+            ErrorCode::KeyTooLarge,
+            format!(
+                "key of {} bytes; keys must be 1..={KEY_BYTES_MAX} bytes",
+                key.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), (ErrorCode, String)> {
+    if value.len() > VALUE_BYTES_MAX {
+        return Err((
+            ErrorCode::ValueTooLarge,
+            format!(
+                "value of {} bytes exceeds the limit of {VALUE_BYTES_MAX} bytes",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_range(start: &[u8], end: &[u8]) -> Result<(), (ErrorCode, String)> {
+    check_key(start)?;
+    check_key(end)?;
+    if start > end {
+        return Err((
+            ErrorCode::InvalidRange,
+            "range start is after its end".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl WriteOp {
+    pub fn validate(&self) -> Result<(), (ErrorCode, String)> {
+        match self {
+            WriteOp::Put { key, value } => check_key(key).and_then(|()| check_value(value)),
+            WriteOp::Delete { key } => check_key(key),
+            WriteOp::DeleteRange { start, end } => check_range(start, end),
+        }
+    }
+}
+
+impl KeyBound {
+    fn key(&self) -> Option<&[u8]> {
+        match self {
+            KeyBound::Unbounded => None,
+            KeyBound::Included(k) | KeyBound::Excluded(k) => Some(k),
+        }
+    }
+}
+
+impl Request {
+    /// Checks the request against the protocol's limits.
+    pub fn validate(&self) -> Result<(), (ErrorCode, String)> {
+        match self {
+            Request::Get { key } | Request::Delete { key } => check_key(key),
+            Request::Put { key, value } => check_key(key).and_then(|()| check_value(value)),
+            Request::DeleteRange { start, end } => check_range(start, end),
+            Request::Batch { ops } => {
+                if ops.len() > BATCH_OPS_MAX {
+                    return Err((
+                        ErrorCode::BatchTooLarge,
+                        format!(
+                            "batch of {} ops exceeds the limit of {BATCH_OPS_MAX}",
+                            ops.len()
+                        ),
+                    ));
+                }
+                ops.iter().try_for_each(WriteOp::validate)
+            }
+            Request::Scan {
+                start, end, limit, ..
+            } => {
+                if *limit > SCAN_LIMIT_MAX {
+                    return Err((
+                        ErrorCode::InvalidRange,
+                        format!("scan limit {limit} exceeds {SCAN_LIMIT_MAX}"),
+                    ));
+                }
+                for key in [start.key(), end.key()].into_iter().flatten() {
+                    if key.len() > KEY_BYTES_MAX {
+                        return Err((ErrorCode::KeyTooLarge, "scan bound too long".into()));
+                    }
+                }
+                Ok(())
+            }
+            Request::ShardMap | Request::Status => Ok(()),
+        }
+    }
+
+    /// The key whose shard serves this request, if it names one.
+    pub fn routing_key(&self) -> Option<&[u8]> {
+        match self {
+            Request::Get { key } | Request::Put { key, .. } | Request::Delete { key } => Some(key),
+            Request::DeleteRange { start, .. } => Some(start),
+            Request::Batch { ops } => ops.first().map(|op| match op {
+                WriteOp::Put { key, .. } | WriteOp::Delete { key } => key.as_slice(),
+                WriteOp::DeleteRange { start, .. } => start.as_slice(),
+            }),
+            Request::Scan {
+                start,
+                end,
+                reverse,
+                ..
+            } => {
+                if *reverse {
+                    end.key()
+                } else {
+                    Some(start.key().unwrap_or(&[]))
+                }
+            }
+            Request::ShardMap | Request::Status => None,
+        }
+    }
+}

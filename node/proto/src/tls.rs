@@ -1,0 +1,1 @@
+//! TLS configuration shared by node and client (rustls, mutual TLS).

@@ -11,6 +11,7 @@ mod error;
 pub mod executor;
 pub mod log;
 pub mod notify;
+pub mod quic;
 
 pub use disk::real::RealDisk;
 pub use disk::sim::{SimDisk, SimFaults};

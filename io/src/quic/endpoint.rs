@@ -1,0 +1,384 @@
+//! One QUIC endpoint per core: the socket, the receiver and the driver.
+
+use super::connection::{Conn, Connection};
+use super::{ClientConfig, QuicError, ServerConfig};
+use crate::notify::Notify;
+use bytes::BytesMut;
+use futures_lite::future;
+use quinn_proto::{ConnectionHandle, DatagramEvent, EndpointConfig};
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Largest UDP payload this endpoint reads (QUIC never sends more than the
+/// path MTU; 64 KiB covers anything a peer could send).
+const DATAGRAM_BYTES_MAX: usize = 65_535;
+/// Datagrams the receiver handles before it yields to other tasks.
+const RECEIVE_BURST_MAX: usize = 64;
+
+/// Bounds on what one endpoint holds.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointLimits {
+    /// Open connections; new ones beyond it are refused.
+    pub connections_max: usize,
+    /// Accepted connections waiting for [`Endpoint::accept`].
+    pub accept_queue_max: usize,
+}
+
+impl Default for EndpointLimits {
+    fn default() -> Self {
+        EndpointLimits {
+            connections_max: 4096,
+            accept_queue_max: 256,
+        }
+    }
+}
+
+pub(crate) struct State {
+    endpoint: quinn_proto::Endpoint,
+    pub(crate) conns: HashMap<ConnectionHandle, Conn>,
+    /// Connections that changed since the driver last ran.
+    pub(crate) dirty: Vec<ConnectionHandle>,
+    accept_queue: VecDeque<Connection>,
+    accept_wakers: Vec<Waker>,
+    outbox: VecDeque<(Vec<u8>, SocketAddr)>,
+    next_generation: u64,
+    closed: bool,
+    limits: EndpointLimits,
+}
+
+pub(crate) struct Shared {
+    pub(crate) state: RefCell<State>,
+    wake_driver: Notify,
+    socket: glommio::net::UdpSocket,
+    local_addr: SocketAddr,
+}
+
+impl Shared {
+    /// Asks the driver to look at the dirty connections soon.
+    pub(crate) fn kick(&self) {
+        self.wake_driver.notify_all();
+    }
+}
+
+/// A QUIC endpoint on one core: accepts connections (with a server config)
+/// and makes them (with [`Endpoint::connect`]).
+#[derive(Clone)]
+pub struct Endpoint {
+    shared: Rc<Shared>,
+}
+
+impl Endpoint {
+    /// Binds a UDP socket on `addr` and starts the endpoint's tasks on the
+    /// calling glommio executor. Without `server` it only makes connections.
+    pub fn bind(
+        addr: SocketAddr,
+        server: Option<ServerConfig>,
+        limits: EndpointLimits,
+    ) -> std::io::Result<Endpoint> {
+        let socket = glommio::net::UdpSocket::bind(addr).map_err(std::io::Error::from)?;
+        let local_addr = socket.local_addr().map_err(std::io::Error::from)?;
+        let endpoint = quinn_proto::Endpoint::new(
+            Arc::new(EndpointConfig::default()),
+            server.map(Arc::new),
+            false,
+            None,
+        );
+        let shared = Rc::new(Shared {
+            state: RefCell::new(State {
+                endpoint,
+                conns: HashMap::new(),
+                dirty: Vec::new(),
+                accept_queue: VecDeque::new(),
+                accept_wakers: Vec::new(),
+                outbox: VecDeque::new(),
+                next_generation: 1,
+                closed: false,
+                limits,
+            }),
+            wake_driver: Notify::new(),
+            socket,
+            local_addr,
+        });
+        glommio::spawn_local(receive_loop(shared.clone())).detach();
+        glommio::spawn_local(drive_loop(shared.clone())).detach();
+        Ok(Endpoint { shared })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.shared.state.borrow().conns.len()
+    }
+
+    /// The next incoming connection (its handshake may still be running;
+    /// streams wait for it). `None` once the endpoint is closed.
+    pub async fn accept(&self) -> Option<Connection> {
+        future::poll_fn(|cx| {
+            let mut st = self.shared.state.borrow_mut();
+            if let Some(conn) = st.accept_queue.pop_front() {
+                return Poll::Ready(Some(conn));
+            }
+            if st.closed {
+                return Poll::Ready(None);
+            }
+            st.accept_wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Opens a connection to `remote` and waits for its handshake.
+    pub async fn connect(
+        &self,
+        config: ClientConfig,
+        remote: SocketAddr,
+        server_name: &str,
+    ) -> Result<Connection, QuicError> {
+        let conn = {
+            let mut st = self.shared.state.borrow_mut();
+            if st.closed {
+                return Err(QuicError::EndpointClosed);
+            }
+            let (ch, inner) = st
+                .endpoint
+                .connect(Instant::now(), config, remote, server_name)
+                .map_err(QuicError::Connect)?;
+            st.insert(ch, inner, &self.shared)
+        };
+        self.shared.kick();
+        conn.handshake().await?;
+        Ok(conn)
+    }
+
+    /// Closes every connection with `code`, refuses new ones and waits (up
+    /// to `grace`) for the peers to be told, then stops the endpoint's tasks.
+    pub async fn close(&self, code: u32, reason: &[u8], grace: Duration) {
+        {
+            let mut st = self.shared.state.borrow_mut();
+            st.closed = true;
+            let now = Instant::now();
+            let handles: Vec<_> = st.conns.keys().copied().collect();
+            for ch in handles {
+                if let Some(c) = st.conns.get_mut(&ch) {
+                    c.inner
+                        .close(now, code.into(), bytes::Bytes::copy_from_slice(reason));
+                }
+                st.dirty.push(ch);
+            }
+            for waker in st.accept_wakers.drain(..) {
+                waker.wake();
+            }
+        }
+        self.shared.kick();
+        let deadline = Instant::now() + grace;
+        while self.connection_count() > 0 && Instant::now() < deadline {
+            crate::executor::sleep(Duration::from_millis(5)).await;
+        }
+        self.shared.state.borrow_mut().conns.clear();
+        self.shared.kick();
+        // Wake the receiver so it sees `closed` and ends.
+        let _ = self
+            .shared
+            .socket
+            .send_to(&[], self.shared.local_addr)
+            .await;
+    }
+}
+
+impl State {
+    pub(crate) fn insert(
+        &mut self,
+        ch: ConnectionHandle,
+        inner: quinn_proto::Connection,
+        shared: &Rc<Shared>,
+    ) -> Connection {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        self.conns.insert(ch, Conn::new(inner, generation));
+        self.dirty.push(ch);
+        Connection::new(shared.clone(), ch, generation)
+    }
+
+    fn handle_datagram(&mut self, shared: &Rc<Shared>, remote: SocketAddr, data: &[u8]) {
+        let now = Instant::now();
+        let mut buf = Vec::new();
+        let event = self
+            .endpoint
+            .handle(now, remote, None, None, BytesMut::from(data), &mut buf);
+        match event {
+            Some(DatagramEvent::ConnectionEvent(ch, event)) => {
+                if let Some(conn) = self.conns.get_mut(&ch) {
+                    conn.inner.handle_event(event);
+                    self.dirty.push(ch);
+                }
+            }
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                let full = self.conns.len() >= self.limits.connections_max
+                    || self.accept_queue.len() >= self.limits.accept_queue_max;
+                if self.closed || full {
+                    let transmit = self.endpoint.refuse(incoming, &mut buf);
+                    buf.truncate(transmit.size);
+                    self.outbox.push_back((buf, transmit.destination));
+                    return;
+                }
+                match self.endpoint.accept(incoming, now, &mut buf, None) {
+                    Ok((ch, inner)) => {
+                        let conn = self.insert(ch, inner, shared);
+                        self.accept_queue.push_back(conn);
+                        for waker in self.accept_wakers.drain(..) {
+                            waker.wake();
+                        }
+                    }
+                    Err(err) => {
+                        tracing::debug!(%remote, cause = %err.cause, "refused a connection");
+                        if let Some(transmit) = err.response {
+                            buf.truncate(transmit.size);
+                            self.outbox.push_back((buf, transmit.destination));
+                        }
+                    }
+                }
+            }
+            Some(DatagramEvent::Response(transmit)) => {
+                buf.truncate(transmit.size);
+                self.outbox.push_back((buf, transmit.destination));
+            }
+            None => {}
+        }
+    }
+
+    /// Runs every dirty connection: timers that expired, events for the
+    /// endpoint, events for the application, packets to send.
+    fn drive_dirty(&mut self, now: Instant) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for ch in dirty.drain(..) {
+            self.drive(ch, now);
+        }
+        // Keep the allocation for next time.
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    fn drive(&mut self, ch: ConnectionHandle, now: Instant) {
+        let State {
+            endpoint,
+            conns,
+            outbox,
+            ..
+        } = self;
+        let Some(conn) = conns.get_mut(&ch) else {
+            return;
+        };
+        let mut drained = false;
+        loop {
+            let mut buf = Vec::new();
+            let Some(transmit) = conn.inner.poll_transmit(now, 1, &mut buf) else {
+                break;
+            };
+            buf.truncate(transmit.size);
+            outbox.push_back((buf, transmit.destination));
+        }
+        while let Some(event) = conn.inner.poll_endpoint_events() {
+            drained |= event.is_drained();
+            if let Some(reply) = endpoint.handle_event(ch, event) {
+                conn.inner.handle_event(reply);
+            }
+        }
+        while let Some(event) = conn.inner.poll() {
+            conn.on_event(event);
+        }
+        if drained && let Some(mut conn) = conns.remove(&ch) {
+            conn.wake_all();
+        }
+    }
+
+    fn handle_timeouts(&mut self, now: Instant) {
+        for (ch, conn) in self.conns.iter_mut() {
+            if conn.inner.poll_timeout().is_some_and(|t| t <= now) {
+                conn.inner.handle_timeout(now);
+                self.dirty.push(*ch);
+            }
+        }
+    }
+
+    fn next_timeout(&mut self) -> Option<Instant> {
+        self.conns
+            .values_mut()
+            .filter_map(|c| c.inner.poll_timeout())
+            .min()
+    }
+}
+
+async fn receive_loop(shared: Rc<Shared>) {
+    let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
+    let mut burst = 0;
+    loop {
+        let received = shared.socket.recv_from(&mut buf).await;
+        if shared.state.borrow().closed {
+            break;
+        }
+        match received {
+            Ok((len, remote)) => {
+                shared
+                    .state
+                    .borrow_mut()
+                    .handle_datagram(&shared, remote, &buf[..len]);
+                shared.kick();
+            }
+            // A UDP socket reports e.g. ICMP errors here; the datagram is
+            // lost, which QUIC recovers from. Keep serving.
+            Err(err) => tracing::debug!(error = %err, "udp receive failed"),
+        }
+        burst += 1;
+        if burst >= RECEIVE_BURST_MAX {
+            burst = 0;
+            future::yield_now().await;
+        }
+    }
+}
+
+async fn drive_loop(shared: Rc<Shared>) {
+    loop {
+        // Taken before the work below, so a kick during it is not missed.
+        let kicked = shared.wake_driver.notified();
+        let deadline = {
+            let mut st = shared.state.borrow_mut();
+            let now = Instant::now();
+            st.handle_timeouts(now);
+            st.drive_dirty(now);
+            st.next_timeout()
+        };
+        loop {
+            let next = shared.state.borrow_mut().outbox.pop_front();
+            let Some((datagram, remote)) = next else {
+                break;
+            };
+            if let Err(err) = shared.socket.send_to(&datagram, remote).await {
+                tracing::debug!(error = %err, %remote, "udp send failed");
+            }
+        }
+        {
+            let st = shared.state.borrow();
+            if st.closed && st.conns.is_empty() && st.outbox.is_empty() {
+                break;
+            }
+        }
+        match deadline {
+            Some(at) => {
+                let wait = at.saturating_duration_since(Instant::now());
+                future::or(kicked, crate::executor::sleep(wait)).await;
+            }
+            None => kicked.await,
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub mod disk;
 mod error;
 pub mod executor;
 pub mod log;
+pub mod mesh;
 pub mod notify;
 pub mod quic;
 

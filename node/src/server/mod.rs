@@ -1,9 +1,217 @@
-//! The running node: one pinned executor per core, each owning its shards,
-//! its QUIC endpoint and its block cache.
+//! The running node: one pinned executor per core, each owning its shards'
+//! engines, its QUIC endpoint (port = base port + core index) and its block
+//! cache; cores talk only through the mesh of channels, for requests a client
+//! sent to the wrong core.
 
+mod core;
+mod exec;
+mod lane;
+pub mod layout;
+mod tls;
+
+
+use self::core::{Core, MeshMsg};
 use crate::config::NodeConfig;
+use anyhow::Context;
+use ferrisdb_io::quic::{Endpoint, EndpointLimits};
+use ferrisdb_io::RealDisk;
+use ferrisdb_lsm::{BlockCache, Engine, Options};
+use ferrisdb_proto::ShardMap;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Messages queued per ordered pair of cores.
+const MESH_CHANNEL_MESSAGES: usize = 1024;
+/// How long a stopping node waits for requests in flight.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+/// How long a stopping node waits for clients to acknowledge the close.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// How often a core checks for a stop request and publishes its status.
+const TICK: Duration = Duration::from_millis(50);
+/// QUIC application close code of a node that shuts down.
+pub const SHUTDOWN_CODE: u32 = 2;
+
+/// What every core (and the admin thread) shares: read-mostly, `Sync`.
+pub struct NodeShared {
+    pub config: NodeConfig,
+    pub map: ShardMap,
+    pub stop: AtomicBool,
+    /// Each core's latest status, published every tick.
+    pub core_status: Vec<Mutex<serde_json::Value>>,
+    pub status_json: Box<dyn Fn() -> serde_json::Value + Send + Sync>,
+}
 
 /// Runs a node until SIGTERM/SIGINT.
-pub fn start(_config: NodeConfig) -> anyhow::Result<()> {
-    anyhow::bail!("the node server is not built yet")
+pub fn start(config: NodeConfig) -> anyhow::Result<()> {
+    crate::logging::init(config.log_format)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let signals = crate::server::signals::watch(stop.clone())?;
+    let result = run(config, stop);
+    drop(signals);
+    result
+}
+
+mod signals {
+    //! SIGTERM and SIGINT set a flag that the cores poll.
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    pub struct Watcher(Vec<signal_hook::SigId>);
+
+    pub fn watch(stop: Arc<AtomicBool>) -> anyhow::Result<Watcher> {
+        let mut ids = Vec::new();
+        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            ids.push(signal_hook::flag::register(signal, stop.clone())?);
+        }
+        Ok(Watcher(ids))
+    }
+
+    impl Drop for Watcher {
+        fn drop(&mut self) {
+            for id in self.0.drain(..) {
+                signal_hook::low_level::unregister(id);
+            }
+        }
+    }
+}
+
+fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("create data directory {}", data_dir.display()))?;
+    let map = layout::open_or_create(data_dir, config.cores, config.shards_per_core, config.listen.port())?;
+    let server_config = tls::server_config(&config)?;
+    let cores = config.cores;
+    let core_status: Vec<_> = (0..cores).map(|_| Mutex::new(serde_json::Value::Null)).collect();
+    let node = Arc::new_cyclic(|weak: &std::sync::Weak<NodeShared>| {
+        let weak = weak.clone();
+        NodeShared {
+            config: config.clone(),
+            map,
+            stop: AtomicBool::new(false),
+            core_status,
+            status_json: Box::new(move || weak.upgrade().map_or(serde_json::Value::Null, |n| n.status())),
+        }
+    });
+    let stop_watch = {
+        let node = node.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) && !node.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(TICK);
+            }
+            node.stop.store(true, Ordering::SeqCst);
+        })
+    };
+    let mesh = ferrisdb_io::mesh::full_mesh::<MeshMsg>(cores, MESH_CHANNEL_MESSAGES);
+    let results = ferrisdb_io::executor::run_pinned(cores, move |core| {
+        let node = node.clone();
+        let ports = mesh.lock().expect("mesh lock")[core].take().expect("each core takes its ports once");
+        let server_config = server_config.clone();
+        async move {
+            let result = run_core(core, node.clone(), ports, server_config).await;
+            if let Err(err) = &result {
+                tracing::error!(core, "{err:#}");
+                // One core failing stops the node.
+                node.stop.store(true, Ordering::SeqCst);
+            }
+            result.map_err(|e| format!("{e:#}"))
+        }
+    })
+    .context("start core executors")?;
+    let _ = stop_watch.join();
+    for result in results {
+        result.map_err(anyhow::Error::msg)?;
+    }
+    tracing::info!("node stopped cleanly");
+    Ok(())
+}
+
+async fn run_core(
+    index: usize,
+    node: Arc<NodeShared>,
+    ports: ferrisdb_io::mesh::MeshPorts<MeshMsg>,
+    server_config: ferrisdb_io::quic::ServerConfig,
+) -> anyhow::Result<()> {
+    let config = &node.config;
+    let cache = BlockCache::new(config.block_cache_bytes as usize);
+    let opts = Options { memtable_bytes_max: config.memtable_bytes as usize, ..Options::default() };
+    let mut engines = HashMap::new();
+    for shard in node.map.shards.iter().filter(|s| s.core as usize == index) {
+        let dir = layout::shard_dir(&config.data_dir, shard.id);
+        let engine = Engine::open_with_cache(RealDisk::new(), &dir, opts.clone(), cache.clone())
+            .await
+            .with_context(|| format!("open shard {} in {}", shard.id, dir.display()))?;
+        engines.insert(shard.id, Rc::new(engine));
+    }
+    let (senders, receivers) = ports.connect().await;
+    let core = Rc::new(Core::new(index, node.clone(), engines, Some(senders)));
+    for (from, rx) in receivers {
+        ferrisdb_io::executor::spawn(core.clone().serve_mesh(from, rx)).detach();
+    }
+    let addr = SocketAddr::new(config.listen.ip(), node.map.core_ports[index]);
+    let endpoint = Endpoint::bind(addr, Some(server_config), EndpointLimits::default())
+        .with_context(|| format!("listen on {addr} (core {index})"))?;
+    tracing::info!(core = index, %addr, shards = core.engines().len(), "core serving");
+    let acceptor = {
+        let core = core.clone();
+        let endpoint = endpoint.clone();
+        ferrisdb_io::executor::spawn(async move {
+            while let Some(conn) = endpoint.accept().await {
+                ferrisdb_io::executor::spawn(lane::serve_connection(core.clone(), conn)).detach();
+            }
+        })
+    };
+    while !node.stop.load(Ordering::SeqCst) {
+        *node.core_status[index].lock().expect("status lock") = core_status(&core);
+        ferrisdb_io::executor::sleep(TICK).await;
+    }
+    tracing::info!(core = index, inflight = core.inflight(), "stopping: draining requests");
+    core.begin_stop();
+    core.drain(DRAIN_GRACE).await;
+    endpoint.close(SHUTDOWN_CODE, b"node shutting down", CLOSE_GRACE).await;
+    acceptor.await;
+    core.close_engines().await
+
+}
+
+fn core_status(core: &Core) -> serde_json::Value {
+    let shards: Vec<_> = core
+        .engines()
+        .into_iter()
+        .map(|(id, engine)| {
+            let stats = engine.stats();
+            serde_json::json!({
+                "id": id,
+                "sst_bytes": stats.sst_bytes,
+                "sst_files": stats.sst_files,
+                "memtable_bytes": stats.memtable_bytes,
+                "files_per_level": stats.files_per_level,
+                "poisoned": engine.poisoned(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "core": core.index(), "inflight": core.inflight(), "shards": shards })
+}
+
+impl NodeShared {
+    /// The node's status as JSON (served on `/status` and to `Status` requests).
+    pub fn status(&self) -> serde_json::Value {
+        let cores: Vec<_> = self.core_status.iter().map(|s| s.lock().expect("status lock").clone()).collect();
+        serde_json::json!({
+            "node": { "version": env!("CARGO_PKG_VERSION"), "data_dir": self.config.data_dir, "listen": self.config.listen.to_string() },
+            "shard_map_version": self.map.version,
+            "cores": cores,
+            "limits": {
+                "key_bytes_max": ferrisdb_proto::KEY_BYTES_MAX,
+                "value_bytes_max": ferrisdb_proto::VALUE_BYTES_MAX,
+                "batch_ops_max": ferrisdb_proto::BATCH_OPS_MAX,
+                "frame_payload_bytes_max": ferrisdb_proto::FRAME_PAYLOAD_BYTES_MAX,
+                "streams_per_connection_max": ferrisdb_proto::STREAMS_PER_CONNECTION_MAX,
+                "in_flight_requests_per_connection_max": ferrisdb_proto::IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX,
+            },
+        })
+    }
 }

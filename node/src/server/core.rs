@@ -1,0 +1,347 @@
+//! One core of a running node: its shards' engines, its QUIC endpoint, the
+//! requests in flight on it, and its links to the other cores.
+
+use super::exec::{self, error};
+use super::NodeShared;
+use ferrisdb_io::mesh::{LocalSender, MeshReceiver, MeshSenders};
+use ferrisdb_io::notify::Notify;
+use ferrisdb_io::RealDisk;
+use ferrisdb_lsm::Engine;
+use ferrisdb_proto::frame::encode_response;
+use ferrisdb_proto::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, ShardInfo, WriteOp};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What crosses between cores: a misrouted request, and its replies.
+pub enum MeshMsg {
+    Forward { tag: u64, from: usize, frame: RequestFrame },
+    Reply { tag: u64, frame: ResponseFrame },
+}
+
+/// Where a request's responses go.
+pub enum Out {
+    /// Encoded frames to a lane's writer task on this core.
+    Lane(Rc<LocalSender<Vec<u8>>>),
+    /// Back to the core that forwarded the request.
+    Mesh { core: usize, tag: u64 },
+    /// To a local task waiting for a sub-request (delete_range fan-out).
+    Local(Rc<LocalSender<ResponseFrame>>),
+}
+
+impl Out {
+    pub async fn emit(&self, core: &Core, id: u64, response: Response) {
+        let frame = ResponseFrame { id, shard_map_version: core.node.map.version, response };
+        match self {
+            Out::Lane(tx) => match encode_response(&frame) {
+                // A closed lane means the client went away: nothing to tell.
+                Ok(bytes) => drop(tx.send(bytes).await),
+                Err(err) => tracing::error!(%err, id, "cannot encode a response"),
+            },
+            Out::Mesh { core: to, tag } => {
+                if let Some(mesh) = &core.mesh {
+                    let _ = mesh.send_to(*to, MeshMsg::Reply { tag: *tag, frame }).await;
+                }
+            }
+            Out::Local(tx) => drop(tx.send(frame).await),
+        }
+    }
+
+    /// Whether nobody listens any more (a scan can stop early).
+    pub fn is_closed(&self) -> bool {
+        false
+    }
+}
+
+/// Whether `response` ends its request (scans send several).
+fn is_final(response: &Response) -> bool {
+    !matches!(response, Response::ScanChunk { done: false, .. })
+}
+
+pub struct Core {
+    index: usize,
+    pub node: Arc<NodeShared>,
+    engines: RefCell<HashMap<u32, Rc<Engine<RealDisk>>>>,
+    mesh: Option<MeshSenders<MeshMsg>>,
+    /// Forwarded requests waiting for replies from another core, by tag.
+    pending: RefCell<HashMap<u64, Rc<LocalSender<ResponseFrame>>>>,
+    next_tag: Cell<u64>,
+    inflight: Cell<usize>,
+    idle: Notify,
+    stopping: Cell<bool>,
+}
+
+impl Core {
+    pub fn new(
+        index: usize,
+        node: Arc<NodeShared>,
+        engines: HashMap<u32, Rc<Engine<RealDisk>>>,
+        mesh: Option<MeshSenders<MeshMsg>>,
+    ) -> Core {
+        Core {
+            index,
+            node,
+            engines: RefCell::new(engines),
+            mesh,
+            pending: RefCell::new(HashMap::new()),
+            next_tag: Cell::new(1),
+            inflight: Cell::new(0),
+            idle: Notify::new(),
+            stopping: Cell::new(false),
+        }
+    }
+
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    pub fn engine(&self, shard: u32) -> Option<Rc<Engine<RealDisk>>> {
+        self.engines.borrow().get(&shard).cloned()
+    }
+
+    /// This core's shards and their engines, by shard id.
+    pub fn engines(&self) -> Vec<(u32, Rc<Engine<RealDisk>>)> {
+        let mut all: Vec<_> = self.engines.borrow().iter().map(|(id, e)| (*id, e.clone())).collect();
+        all.sort_by_key(|(id, _)| *id);
+        all
+    }
+
+    /// Flushes and closes every engine (after the requests have drained).
+    /// An engine still referenced by a straggling task is flushed only; its
+    /// WAL holds everything acknowledged either way.
+    pub async fn close_engines(&self) -> anyhow::Result<()> {
+        let engines: Vec<_> = self.engines.borrow_mut().drain().collect();
+        let mut first_error = None;
+        for (id, engine) in engines {
+            let result = match Rc::try_unwrap(engine) {
+                Ok(engine) => engine.close().await,
+                Err(shared) => shared.flush().await,
+            };
+            if let Err(err) = result {
+                tracing::error!(shard = id, %err, "closing the shard failed");
+                first_error.get_or_insert(anyhow::anyhow!("close shard {id}: {err}"));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight.get()
+    }
+
+    /// New requests are refused with `ShuttingDown` from now on.
+    pub fn begin_stop(&self) {
+        self.stopping.set(true);
+    }
+
+    /// Waits until no request is in flight, or `grace` passes.
+    pub async fn drain(&self, grace: Duration) {
+        let deadline = std::time::Instant::now() + grace;
+        while self.inflight.get() > 0 && std::time::Instant::now() < deadline {
+            let idle = self.idle.notified();
+            futures_lite::future::or(idle, ferrisdb_io::executor::sleep(Duration::from_millis(20))).await;
+        }
+    }
+
+    /// Handles one request from a client: validates it, runs it here or on
+    /// the core that owns its shard, and emits its response(s), all within
+    /// the request's deadline.
+    pub async fn handle(self: &Rc<Self>, frame: RequestFrame, out: Out) {
+        let id = frame.id;
+        if self.stopping.get() {
+            return out.emit(self, id, error(ErrorCode::ShuttingDown, "the node is shutting down")).await;
+        }
+        if let Err((code, message)) = frame.request.validate() {
+            return out.emit(self, id, error(code, message)).await;
+        }
+        let timeout_ms = match frame.timeout_ms {
+            0 => self.node.config.request_timeout_ms,
+            t => t.min(ferrisdb_proto::REQUEST_TIMEOUT_MS_MAX),
+        };
+        self.inflight.set(self.inflight.get() + 1);
+        let out = Rc::new(out);
+        // The work runs as its own task: a write that has begun is never
+        // cancelled halfway (the deadline only stops the waiting).
+        let done = Rc::new(Cell::new(false));
+        let work = {
+            let core = self.clone();
+            let out = out.clone();
+            let done = done.clone();
+            ferrisdb_io::executor::spawn(async move {
+                core.route(frame, &out).await;
+                done.set(true);
+            })
+        };
+        let deadline = ferrisdb_io::executor::sleep(Duration::from_millis(u64::from(timeout_ms)));
+        let timed_out = futures_lite::future::or(async { work.await; false }, async { deadline.await; true }).await;
+        if timed_out && !done.get() {
+            out.emit(self, id, error(ErrorCode::Timeout, format!("no result within {timeout_ms} ms"))).await;
+        }
+        self.inflight.set(self.inflight.get() - 1);
+        if self.inflight.get() == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    async fn route(self: &Rc<Self>, frame: RequestFrame, out: &Out) {
+        let id = frame.id;
+        let map = &self.node.map;
+        match &frame.request {
+            Request::ShardMap => return out.emit(self, id, Response::ShardMap(map.clone())).await,
+            Request::Status => {
+                let status = (self.node.status_json)().to_string();
+                return out.emit(self, id, Response::Status(status)).await;
+            }
+            Request::DeleteRange { start, end } => {
+                let first = map.shard_for(start).map(|s| s.id);
+                let last = map.shard_for(end).map(|s| s.id);
+                if first != last {
+                    return self.delete_range_across_shards(id, start.clone(), end.clone(), out).await;
+                }
+            }
+            Request::Batch { ops } => {
+                if let Err(message) = single_shard(map, ops) {
+                    return out.emit(self, id, error(ErrorCode::BadRequest, message)).await;
+                }
+            }
+            _ => {}
+        }
+        let Some(shard) = self.owner(&frame.request).cloned() else {
+            return out.emit(self, id, error(ErrorCode::InvalidRange, "the scan range is empty")).await;
+        };
+        if shard.core as usize == self.index {
+            exec::execute(self, &shard, frame.request, out, id).await;
+        } else {
+            self.forward(shard.core as usize, frame, out).await;
+        }
+    }
+
+    /// The shard that serves `request`.
+    fn owner(&self, request: &Request) -> Option<&ShardInfo> {
+        let map = &self.node.map;
+        match request {
+            Request::Scan { end, reverse: true, .. } => match end {
+                ferrisdb_proto::KeyBound::Unbounded => map.shards.last(),
+                ferrisdb_proto::KeyBound::Included(k) => map.shard_for(k),
+                // The last key before `k` lives in the shard starting before it.
+                ferrisdb_proto::KeyBound::Excluded(k) => {
+                    let idx = map.shards.partition_point(|s| s.start.as_slice() < k.as_slice());
+                    idx.checked_sub(1).map(|i| &map.shards[i])
+                }
+            },
+            other => map.shard_for(other.routing_key().unwrap_or(&[])),
+        }
+    }
+
+    /// Sends `frame` to core `to` and relays its replies to `out`.
+    async fn forward(&self, to: usize, frame: RequestFrame, out: &Out) {
+        let id = frame.id;
+        let Some(mesh) = &self.mesh else {
+            return out.emit(self, id, error(ErrorCode::WrongShard, "no such core")).await;
+        };
+        let tag = self.next_tag.get();
+        self.next_tag.set(tag + 1);
+        let (tx, rx) = ferrisdb_io::mesh::new_unbounded();
+        self.pending.borrow_mut().insert(tag, Rc::new(tx));
+        if mesh.send_to(to, MeshMsg::Forward { tag, from: self.index, frame }).await.is_err() {
+            self.pending.borrow_mut().remove(&tag);
+            return out.emit(self, id, error(ErrorCode::ShuttingDown, "the owning core has stopped")).await;
+        }
+        while let Some(reply) = rx.recv().await {
+            let last = is_final(&reply.response);
+            out.emit(self, id, reply.response).await;
+            if last {
+                break;
+            }
+        }
+        self.pending.borrow_mut().remove(&tag);
+    }
+
+    /// Serves what other cores send here, until they go away.
+    pub async fn serve_mesh(self: Rc<Self>, from: usize, rx: MeshReceiver<MeshMsg>) {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                MeshMsg::Forward { tag, from: origin, frame } => {
+                    debug_assert_eq!(origin, from);
+                    let core = self.clone();
+                    ferrisdb_io::executor::spawn(async move {
+                        let Some(shard) = core.owner(&frame.request).cloned() else { return };
+                        let out = Out::Mesh { core: origin, tag };
+                        exec::execute(&core, &shard, frame.request, &out, frame.id).await;
+                    })
+                    .detach();
+                }
+                MeshMsg::Reply { tag, frame } => {
+                    let waiter = self.pending.borrow().get(&tag).cloned();
+                    if let Some(tx) = waiter {
+                        let _ = tx.send(frame).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A delete_range over several shards: one sub-range per shard, each on
+    /// its owning core. Atomic per shard, not across shards (documented).
+    async fn delete_range_across_shards(self: &Rc<Self>, id: u64, start: Vec<u8>, end: Vec<u8>, out: &Out) {
+        let map = &self.node.map;
+        let mut version = 0;
+        for shard in map.shards.iter() {
+            let below_end = shard.start < end;
+            let above_start = shard.end.as_ref().is_none_or(|e| *e > start);
+            if !(below_end && above_start) {
+                continue;
+            }
+            let (sub_start, sub_end) = (start.clone().max(shard.start.clone()), match &shard.end {
+                Some(e) if *e < end => e.clone(),
+                _ => end.clone(),
+            });
+            let frame = RequestFrame {
+                id,
+                shard_map_version: map.version,
+                timeout_ms: 0,
+                request: Request::DeleteRange { start: sub_start, end: sub_end },
+            };
+            let (tx, rx) = ferrisdb_io::mesh::new_bounded(1);
+            let sub = Out::Local(Rc::new(tx));
+            if shard.core as usize == self.index {
+                exec::execute(self, shard, frame.request, &sub, id).await;
+            } else {
+                self.forward(shard.core as usize, frame, &sub).await;
+            }
+            drop(sub);
+            match rx.recv().await.map(|f| f.response) {
+                Some(Response::Written { version: v }) => version = version.max(v),
+                Some(other) => return out.emit(self, id, other).await,
+                None => return out.emit(self, id, error(ErrorCode::Internal, "sub-request lost")).await,
+            }
+        }
+        out.emit(self, id, Response::Written { version }).await;
+    }
+}
+
+/// Checks that every key of a batch belongs to one shard.
+fn single_shard(map: &ferrisdb_proto::ShardMap, ops: &[WriteOp]) -> Result<(), String> {
+    let mut first = None;
+    for op in ops {
+        let keys: [Option<&[u8]>; 2] = match op {
+            WriteOp::Put { key, .. } | WriteOp::Delete { key } => [Some(key), None],
+            WriteOp::DeleteRange { start, end } => [Some(start), Some(end)],
+        };
+        for (i, key) in keys.into_iter().flatten().enumerate() {
+            let shard = map.shard_for(key).map(|s| s.id);
+            // A range's end may be the next shard's start (it is exclusive).
+            let shard = if i == 1 { shard.filter(|_| map.shard_for(key).is_some_and(|s| s.start != key)).or(first) } else { shard };
+            match first {
+                None => first = shard,
+                Some(f) if Some(f) != shard => {
+                    return Err(format!("a batch must stay within one shard; it touches shards {f} and {}", shard.unwrap_or(0)));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}

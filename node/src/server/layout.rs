@@ -1,0 +1,146 @@
+//! The shard layout of a data directory: how many shards, their key ranges,
+//! and which core serves each. Written once at first start (`SHARDS.json`);
+//! later starts keep the shard count and ranges and only re-spread the
+//! shards over the cores they are given.
+
+use anyhow::{Context, bail};
+use ferrisdb_proto::{ShardInfo, ShardMap};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const LAYOUT_FILE: &str = "SHARDS.json";
+const LAYOUT_FORMAT: u32 = 1;
+/// Most shards a node holds (each has its own engine and files).
+pub const SHARDS_MAX: u32 = 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LayoutFile {
+    format: u32,
+    /// Start keys (hex) of shards 1..n; shard 0 starts at the empty key.
+    boundaries: Vec<String>,
+    /// Bumped whenever the shard-to-core assignment changes.
+    map_version: u64,
+    /// Core count the assignment was made for.
+    cores: usize,
+}
+
+/// Where shard `id` keeps its files.
+pub fn shard_dir(data_dir: &Path, id: u32) -> PathBuf {
+    data_dir.join("shards").join(format!("{id:05}"))
+}
+
+/// Evenly spaced two-byte boundaries for `count` shards.
+fn initial_boundaries(count: u32) -> Vec<Vec<u8>> {
+    (1..count).map(|i| (((u64::from(i) << 16) / u64::from(count)) as u16).to_be_bytes().to_vec()).collect()
+}
+
+/// Core serving shard `id` of `count` when there are `cores` cores:
+/// contiguous runs of shards per core, so a core's ranges are adjacent.
+fn core_of(id: u32, count: u32, cores: usize) -> u32 {
+    (u64::from(id) * cores as u64 / u64::from(count)) as u32
+}
+
+/// Reads the layout of `data_dir`, or creates it with `cores *
+/// shards_per_core` shards, and returns the shard map for `cores` cores.
+pub fn open_or_create(data_dir: &Path, cores: usize, shards_per_core: u32, base_port: u16) -> anyhow::Result<ShardMap> {
+    let path = data_dir.join(LAYOUT_FILE);
+    let mut file = if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        let file: LayoutFile =
+            serde_json::from_str(&text).with_context(|| format!("parse shard layout {}", path.display()))?;
+        if file.format != LAYOUT_FORMAT {
+            bail!("shard layout {} has format {}; this build reads format {LAYOUT_FORMAT}", path.display(), file.format);
+        }
+        file
+    } else {
+        let count = (cores as u32).saturating_mul(shards_per_core);
+        if count == 0 || count > SHARDS_MAX {
+            bail!("{count} shards requested; a node holds 1..={SHARDS_MAX}");
+        }
+        let boundaries = initial_boundaries(count).iter().map(|b| hex(b)).collect();
+        LayoutFile { format: LAYOUT_FORMAT, boundaries, map_version: 1, cores }
+    };
+    if file.cores != cores {
+        file.cores = cores;
+        file.map_version += 1;
+    }
+    write_atomically(&path, serde_json::to_string_pretty(&file)?.as_bytes())?;
+    build_map(&file, base_port).with_context(|| format!("shard layout {}", path.display()))
+}
+
+fn build_map(file: &LayoutFile, base_port: u16) -> anyhow::Result<ShardMap> {
+    let mut starts = vec![Vec::new()];
+    for b in &file.boundaries {
+        starts.push(unhex(b).with_context(|| format!("bad boundary {b:?}"))?);
+    }
+    let count = starts.len() as u32;
+    let cores = file.cores;
+    let shards = (0..count)
+        .map(|id| ShardInfo {
+            id,
+            start: starts[id as usize].clone(),
+            end: starts.get(id as usize + 1).cloned(),
+            core: core_of(id, count, cores),
+        })
+        .collect();
+    let core_ports = (0..cores).map(|i| base_port.saturating_add(i as u16)).collect();
+    let map = ShardMap { version: file.map_version, core_ports, shards };
+    if !map.is_well_formed() {
+        bail!("boundaries are not strictly increasing");
+    }
+    Ok(map)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename {} into place", tmp.display()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("sync {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_layout_covers_the_key_space_and_survives_a_core_count_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let map = open_or_create(dir.path(), 2, 4, 7400).unwrap();
+        assert_eq!(map.shards.len(), 8);
+        assert!(map.is_well_formed());
+        assert_eq!(map.core_ports, vec![7400, 7401]);
+        assert_eq!(map.shard_for(b"").unwrap().id, 0);
+        assert_eq!(map.shard_for(&[0xff; 8]).unwrap().id, 7);
+        assert_eq!(map.shards.iter().filter(|s| s.core == 1).count(), 4);
+        // Restart with one core: same shards, all on core 0, new map version.
+        let again = open_or_create(dir.path(), 1, 9, 7400).unwrap();
+        assert_eq!(again.shards.len(), 8);
+        assert!(again.shards.iter().all(|s| s.core == 0));
+        assert!(again.version > map.version);
+    }
+
+    #[test]
+    fn a_damaged_layout_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LAYOUT_FILE), b"{not json").unwrap();
+        let err = open_or_create(dir.path(), 1, 1, 7400).unwrap_err();
+        assert!(format!("{err:#}").contains("parse shard layout"), "{err:#}");
+    }
+}

@@ -10,6 +10,9 @@ mod cert;
 mod config;
 mod escape;
 mod inspect;
+mod lock;
+mod logging;
+mod metrics;
 mod server;
 mod shell;
 

@@ -138,6 +138,65 @@ mod tests {
         drop(again);
     }
 
+    /// Set for the child process of the test below: the directory it locks.
+    const CHILD_DIR: &str = "FERRISDB_TEST_LOCK_CHILD_DIR";
+
+    /// Run only as the child of the test below: holds the lock until its
+    /// stdin closes.
+    #[test]
+    #[ignore = "run by another_process_is_named_by_pid_and_its_exit_releases_the_lock"]
+    fn child_holds_the_lock_until_stdin_closes() {
+        let Some(dir) = std::env::var_os(CHILD_DIR) else {
+            return;
+        };
+        let _lock = DataDirLock::acquire(Path::new(&dir)).expect("child takes the lock");
+        println!("locked");
+        let mut rest = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut rest);
+    }
+
+    #[test]
+    fn another_process_is_named_by_pid_and_its_exit_releases_the_lock() {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "lock::tests::child_holds_the_lock_until_stdin_closes",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn child");
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let locked = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("locked"));
+        assert!(locked, "child never took the lock");
+
+        let err = DataDirLock::acquire(tmp.path()).expect_err("held by the child");
+        assert!(
+            matches!(err, LockError::InUse { pid: Some(p), .. } if p == child.id()),
+            "{err}"
+        );
+        assert!(
+            err.to_string().ends_with(&format!("(pid {})", child.id())),
+            "{err}"
+        );
+
+        drop(child.stdin.take());
+        // Read the child's output to its end: a closed pipe would fail it.
+        lines.for_each(drop);
+        assert!(child.wait().expect("wait").success());
+        DataDirLock::acquire(tmp.path()).expect("released when the holder exits");
+    }
+
     #[test]
     fn a_path_that_cannot_be_a_directory_is_not_writable() {
         let tmp = tempfile::tempdir().expect("tempdir");

@@ -294,6 +294,45 @@ pub fn check_key_matches(
         .map_err(|_| anyhow::anyhow!("the private key does not belong to the certificate"))
 }
 
+/// Fails unless the first certificate of `chain` (the rest being
+/// intermediates) chains to `roots`, is valid now and may serve TLS.
+pub fn check_issued_by(
+    chain: &[CertificateDer<'static>],
+    roots: &rustls::RootCertStore,
+) -> anyhow::Result<()> {
+    let (leaf, intermediates) = chain.split_first().context("no certificate")?;
+    let parsed = rustls::server::ParsedCertificate::try_from(leaf)
+        .map_err(|e| anyhow::anyhow!("unusable certificate: {e}"))?;
+    let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+    rustls::client::verify_server_cert_signed_by_trust_anchor(
+        &parsed,
+        roots,
+        intermediates,
+        rustls_pki_types::UnixTime::now(),
+        algorithms.all,
+    )
+    .map_err(|e| {
+        use rustls::CertificateError as E;
+        let why = match &e {
+            rustls::Error::InvalidCertificate(E::UnknownIssuer) => {
+                "not signed by this CA".to_string()
+            }
+            rustls::Error::InvalidCertificate(E::BadSignature) => {
+                "its signature does not verify with this CA's key (another CA of the same name?)"
+                    .to_string()
+            }
+            rustls::Error::InvalidCertificate(E::Expired | E::ExpiredContext { .. }) => {
+                "expired".to_string()
+            }
+            rustls::Error::InvalidCertificate(E::NotValidYet | E::NotValidYetContext { .. }) => {
+                "not valid yet (check the clock)".to_string()
+            }
+            other => other.to_string(),
+        };
+        anyhow::anyhow!("{why}")
+    })
+}
+
 fn pem_error(path: &Path, what: &str, e: rustls_pki_types::pem::Error) -> anyhow::Error {
     match e {
         rustls_pki_types::pem::Error::Io(io) => {
@@ -595,6 +634,17 @@ mod tests {
             let chain = load_certs(&written.cert).expect("cert");
             check_key_matches(chain, load_key(&written.key).expect("key")).expect("pair matches");
         }
+        let roots = load_roots(&set.ca.cert).expect("roots");
+        check_issued_by(&load_certs(&set.node.cert).expect("cert"), &roots).expect("issued by CA");
+        let other = tempfile::tempdir().expect("tempdir");
+        let other_ca = create_ca(other.path(), CA_NAME_DEFAULT, 10, false).expect("other CA");
+        let other_roots = load_roots(&other_ca.cert).expect("roots");
+        let e = check_issued_by(&load_certs(&set.node.cert).expect("cert"), &other_roots)
+            .expect_err("another CA with the same name");
+        assert!(
+            e.to_string().contains("does not verify with this CA's key"),
+            "{e}"
+        );
         let wrong = check_key_matches(
             load_certs(&set.node.cert).expect("cert"),
             load_key(&set.client.key).expect("key"),

@@ -106,6 +106,23 @@ pub const ENV_REQUEST_TIMEOUT_MS: &str = "FERRISDB_REQUEST_TIMEOUT_MS";
 pub const ENV_CA_CERT: &str = "FERRISDB_CA_CERT";
 pub const ENV_CERT: &str = "FERRISDB_CERT";
 pub const ENV_KEY: &str = "FERRISDB_KEY";
+/// Every variable this module reads; no other is looked at.
+pub const ENV_NAMES: [&str; 14] = [
+    ENV_CONFIG,
+    ENV_DATA_DIR,
+    ENV_LISTEN,
+    ENV_ADMIN,
+    ENV_CORES,
+    ENV_SHARDS_PER_CORE,
+    ENV_INSECURE,
+    ENV_LOG_FORMAT,
+    ENV_MEMTABLE_BYTES,
+    ENV_BLOCK_CACHE_BYTES,
+    ENV_REQUEST_TIMEOUT_MS,
+    ENV_CA_CERT,
+    ENV_CERT,
+    ENV_KEY,
+];
 
 /// Flags of `ferrisdb start` and `ferrisdb config print` (highest precedence).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -439,11 +456,20 @@ pub fn check_host(config: &NodeConfig, cpus_available: usize) -> anyhow::Result<
         let (Some(ca), Some(cert), Some(key)) = (&tls.ca_cert, &tls.cert, &tls.key) else {
             unreachable!("validate requires every TLS file unless insecure");
         };
-        cert::load_roots(ca).context("tls.ca_cert")?;
+        let roots = cert::load_roots(ca).context("tls.ca_cert")?;
         let chain = cert::load_certs(cert).context("tls.cert")?;
         let key_der = cert::load_key(key).context("tls.key")?;
-        cert::check_key_matches(chain, key_der).with_context(|| {
+        cert::check_key_matches(chain.clone(), key_der).with_context(|| {
             format!("tls.key {} and tls.cert {}", key.display(), cert.display())
+        })?;
+        // Caught here, a CA/certificate mix-up is one line at start instead
+        // of every handshake failing later.
+        cert::check_issued_by(&chain, &roots).with_context(|| {
+            format!(
+                "tls.cert {} is not valid under tls.ca_cert {}",
+                cert.display(),
+                ca.display()
+            )
         })?;
     }
     Ok(())
@@ -451,6 +477,11 @@ pub fn check_host(config: &NodeConfig, cpus_available: usize) -> anyhow::Result<
 
 /// Merges file, environment and flags into the effective configuration.
 pub fn load(args: &ConfigArgs) -> anyhow::Result<NodeConfig> {
+    for name in ENV_NAMES {
+        if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(name) {
+            bail!("environment variable {name} is not valid UTF-8");
+        }
+    }
     let env = |name: &str| std::env::var(name).ok();
     let path = args
         .config
@@ -792,8 +823,18 @@ mod tests {
             None
         };
         resolve(None, &env, &insecure_args("/d")).expect("valid");
-        assert!(asked.borrow().iter().all(|n| n.starts_with("FERRISDB_")));
-        assert!(!asked.borrow().iter().any(|n| n == "FERRISDB_MODEL_CASES"));
+        assert!(
+            asked
+                .borrow()
+                .iter()
+                .all(|n| ENV_NAMES.contains(&n.as_str())),
+            "{asked:?}"
+        );
+        assert_eq!(
+            asked.borrow().len(),
+            ENV_NAMES.len() - 1,
+            "all but FERRISDB_CONFIG (load reads it)"
+        );
     }
 
     #[test]

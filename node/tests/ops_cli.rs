@@ -443,6 +443,33 @@ fn cert_commands_make_a_ca_node_and_client_that_rustls_accepts() {
         stderr(&tls(&client.join("client.key"))).contains("does not belong to the certificate")
     );
 
+    // A node certificate from another CA is caught before the node starts.
+    let other = tmp.path().join("other-ca");
+    ok(ferrisdb(&["cert", "create-ca", "--out", s(&other)], &[]));
+    let o = ferrisdb(
+        &[
+            "config",
+            "print",
+            "--data-dir",
+            "/d",
+            "--ca-cert",
+            s(&other.join("ca.pem")),
+            "--cert",
+            s(&node.join("node.pem")),
+            "--key",
+            s(&node.join("node.key")),
+        ],
+        &[],
+    );
+    let line = one_line_error(
+        &o,
+        &format!(
+            "tls.cert {} is not valid under tls.ca_cert",
+            node.join("node.pem").display()
+        ),
+    );
+    assert!(line.ends_with("not signed by this CA"), "{line}");
+
     // Signing with a CA directory that lacks the CA is a clear error.
     let o = ferrisdb(
         &[

@@ -377,11 +377,11 @@ fn node_sans(ips: &[IpAddr], dns_names: &[String]) -> anyhow::Result<Vec<SanType
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(Ipv6Addr::LOCALHOST),
     ];
-    all_ips.extend(
-        ips.iter()
-            .filter(|ip| !all_ips.contains(ip))
-            .collect::<Vec<_>>(),
-    );
+    for ip in ips {
+        if !all_ips.contains(ip) {
+            all_ips.push(*ip);
+        }
+    }
     let mut names = vec!["localhost".to_string()];
     for name in dns_names {
         rustls_pki_types::DnsName::try_from(name.as_str())
@@ -663,8 +663,11 @@ mod tests {
             &ca_dir,
             &dir.path().join("n1"),
             "n1",
-            &["10.0.0.7".parse().expect("ip")],
-            &["N1.example.com".to_string()],
+            &[
+                "10.0.0.7".parse().expect("ip"),
+                "10.0.0.7".parse().expect("ip"),
+            ],
+            &["N1.example.com".to_string(), "n1.example.com".to_string()],
             30,
             false,
         )
@@ -761,6 +764,22 @@ mod tests {
             load_certs(&dir.path().join("junk.pem")).expect_err("junk")
         );
         assert!(e.contains("no certificate"), "{e}");
+    }
+
+    #[test]
+    fn node_sans_are_loopback_plus_given_without_duplicates() {
+        let ip: IpAddr = "10.0.0.7".parse().expect("ip");
+        let sans = node_sans(
+            &[ip, ip, "::1".parse().expect("ip")],
+            &["A.example".into(), "a.example".into()],
+        )
+        .expect("sans");
+        let shown: Vec<String> = sans.iter().map(|s| format!("{s:?}")).collect();
+        assert_eq!(shown.len(), 5, "{shown:?}");
+        assert!(
+            shown[2].contains("10.0.0.7") && shown[4].contains("a.example"),
+            "{shown:?}"
+        );
     }
 
     #[test]

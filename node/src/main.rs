@@ -6,10 +6,14 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod cert;
 mod config;
 mod escape;
 mod inspect;
+mod lock;
+mod logging;
+mod metrics;
 mod server;
 mod shell;
 

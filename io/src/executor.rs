@@ -108,3 +108,9 @@ where
         .map(|h| h.join().map_err(|e| std::io::Error::other(e.to_string())))
         .collect()
 }
+
+/// Time this executor has spent running tasks (not sleeping or polling for
+/// I/O) since it started: the numerator of the core's utilisation.
+pub fn busy_time() -> Duration {
+    glommio::executor().executor_stats().executor_runtime()
+}

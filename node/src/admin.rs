@@ -11,10 +11,6 @@
 //! [`REQUEST_HEAD_BYTES_MAX`] bytes and [`HEADERS_MAX`] header lines.
 //! Only `GET` and `HEAD` are served.
 
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "called by the server (node/src/server)")
-)]
 
 use crate::metrics::Metrics;
 use anyhow::Context;

@@ -233,10 +233,6 @@ pub fn create_client(
 
 /// A throwaway self-signed certificate for 127.0.0.1, ::1 and localhost, for
 /// a node started with `--insecure` (clients do not verify it).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "for the server's --insecure mode")
-)]
 pub fn self_signed_node() -> anyhow::Result<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
     let mut params = leaf_or_ca_params("ferrisdb insecure node", 1)?;
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];

@@ -9,10 +9,6 @@
 //! process that opened the old file and one that creates a new file both
 //! believe they hold the lock.
 
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "called by the server (node/src/server)")
-)]
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -1,10 +1,6 @@
 //! Log output: `tracing` events to stderr, as pretty text or one JSON object
 //! per line, filtered by `RUST_LOG` (default `info`).
 
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "called by the server (node/src/server)")
-)]
 
 use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;

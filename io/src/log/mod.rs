@@ -27,6 +27,26 @@ use zerocopy::IntoBytes;
 /// Log sequence number of a record; the first record is 1.
 pub type Lsn = u64;
 
+thread_local! {
+    /// Told how long each durability step (an O_DSYNC group write or an
+    /// fdatasync) took on this thread; metrics hook of the owning core.
+    static DURABILITY_OBSERVER: RefCell<Option<Rc<dyn Fn(std::time::Duration)>>> =
+        const { RefCell::new(None) };
+}
+
+/// Sets the function every log on this thread (core) reports the latency
+/// of its durability steps to.
+pub fn observe_durability(observer: impl Fn(std::time::Duration) + 'static) {
+    DURABILITY_OBSERVER.with(|o| *o.borrow_mut() = Some(Rc::new(observer)));
+}
+
+fn report_durability(started: std::time::Instant) {
+    let observer = DURABILITY_OBSERVER.with(|o| o.borrow().clone());
+    if let Some(observer) = observer {
+        observer(started.elapsed());
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LogOptions {
     /// File name prefix of segments: `{prefix}-{sequence:020}.log`.
@@ -675,7 +695,11 @@ impl<D: Disk> Log<D> {
         let written = async {
             while let Some((active, pos, buf, last_lsn)) = self.take_chunk().await? {
                 let file = if dsync { &active.dsync } else { &active.plain };
+                let started = std::time::Instant::now();
                 file.write_at(buf, pos).await?;
+                if dsync {
+                    report_durability(started);
+                }
                 let mut inner = self.inner.borrow_mut();
                 inner.written_lsn = last_lsn;
                 if dsync {
@@ -698,7 +722,9 @@ impl<D: Disk> Log<D> {
         self.io_done.notify_all();
         written?;
         if need_sync {
+            let started = std::time::Instant::now();
             active.plain.sync().await?;
+            report_durability(started);
             let mut inner = self.inner.borrow_mut();
             inner.durable_lsn = inner.durable_lsn.max(target);
         }

@@ -375,6 +375,11 @@ impl<D: Disk> Engine<D> {
     }
 
     /// Why the engine refuses writes, if it does.
+    /// Whether a compaction is running now (at most one at a time).
+    pub fn compaction_running(&self) -> bool {
+        self.inner.state.borrow().compaction_running
+    }
+
     pub fn poisoned(&self) -> Option<String> {
         self.inner.state.borrow().poisoned.clone()
     }

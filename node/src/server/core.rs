@@ -3,6 +3,7 @@
 
 use super::exec::{self, error};
 use super::NodeShared;
+use crate::metrics::Op;
 use ferrisdb_io::mesh::{LocalSender, MeshReceiver, MeshSenders};
 use ferrisdb_io::notify::Notify;
 use ferrisdb_io::RealDisk;
@@ -22,7 +23,7 @@ pub enum MeshMsg {
 }
 
 /// Where a request's responses go.
-pub enum Out {
+pub enum Sink {
     /// Encoded frames to a lane's writer task on this core.
     Lane(Rc<LocalSender<Vec<u8>>>),
     /// Back to the core that forwarded the request.
@@ -31,26 +32,42 @@ pub enum Out {
     Local(Rc<LocalSender<ResponseFrame>>),
 }
 
+/// A request's response channel, remembering whether it answered an error
+/// (for the metrics).
+pub struct Out {
+    sink: Sink,
+    failed: Cell<bool>,
+}
+
 impl Out {
+    pub fn new(sink: Sink) -> Out {
+        Out { sink, failed: Cell::new(false) }
+    }
+
     pub async fn emit(&self, core: &Core, id: u64, response: Response) {
+        if matches!(response, Response::Error(_)) {
+            self.failed.set(true);
+        }
         let frame = ResponseFrame { id, shard_map_version: core.node.map.version, response };
-        match self {
-            Out::Lane(tx) => match encode_response(&frame) {
+        match &self.sink {
+            Sink::Lane(tx) => match encode_response(&frame) {
                 // A closed lane means the client went away: nothing to tell.
                 Ok(bytes) => drop(tx.send(bytes).await),
                 Err(err) => tracing::error!(%err, id, "cannot encode a response"),
             },
-            Out::Mesh { core: to, tag } => {
+            Sink::Mesh { core: to, tag } => {
                 if let Some(mesh) = &core.mesh {
                     let _ = mesh.send_to(*to, MeshMsg::Reply { tag: *tag, frame }).await;
                 }
             }
-            Out::Local(tx) => drop(tx.send(frame).await),
+            Sink::Local(tx) => drop(tx.send(frame).await),
         }
     }
 
-    /// Whether nobody listens any more (a scan can stop early).
+    /// Whether nobody listens any more (a long scan stops early).
     pub fn is_closed(&self) -> bool {
+        // A lane's writer keeps draining after its client left, so a scan
+        // to a gone client runs to its limit; nothing tells it yet.
         false
     }
 }
@@ -95,6 +112,10 @@ impl Core {
 
     pub fn index(&self) -> usize {
         self.index
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::CoreMetrics {
+        self.node.metrics.core(self.index)
     }
 
     pub fn engine(&self, shard: u32) -> Option<Rc<Engine<RealDisk>>> {
@@ -150,6 +171,8 @@ impl Core {
     /// the request's deadline.
     pub async fn handle(self: &Rc<Self>, frame: RequestFrame, out: Out) {
         let id = frame.id;
+        let op = op_of(&frame.request);
+        let started = std::time::Instant::now();
         if self.stopping.get() {
             return out.emit(self, id, error(ErrorCode::ShuttingDown, "the node is shutting down")).await;
         }
@@ -179,6 +202,7 @@ impl Core {
         if timed_out && !done.get() {
             out.emit(self, id, error(ErrorCode::Timeout, format!("no result within {timeout_ms} ms"))).await;
         }
+        self.metrics().record_request(op, started.elapsed(), !out.failed.get());
         self.inflight.set(self.inflight.get() - 1);
         if self.inflight.get() == 0 {
             self.idle.notify_all();
@@ -268,7 +292,7 @@ impl Core {
                     let core = self.clone();
                     ferrisdb_io::executor::spawn(async move {
                         let Some(shard) = core.owner(&frame.request).cloned() else { return };
-                        let out = Out::Mesh { core: origin, tag };
+                        let out = Out::new(Sink::Mesh { core: origin, tag });
                         exec::execute(&core, &shard, frame.request, &out, frame.id).await;
                     })
                     .detach();
@@ -305,7 +329,7 @@ impl Core {
                 request: Request::DeleteRange { start: sub_start, end: sub_end },
             };
             let (tx, rx) = ferrisdb_io::mesh::new_bounded(1);
-            let sub = Out::Local(Rc::new(tx));
+            let sub = Out::new(Sink::Local(Rc::new(tx)));
             if shard.core as usize == self.index {
                 exec::execute(self, shard, frame.request, &sub, id).await;
             } else {
@@ -319,6 +343,19 @@ impl Core {
             }
         }
         out.emit(self, id, Response::Written { version }).await;
+    }
+}
+
+fn op_of(request: &Request) -> Op {
+    match request {
+        Request::Get { .. } => Op::Get,
+        Request::Put { .. } => Op::Put,
+        Request::Delete { .. } => Op::Delete,
+        Request::DeleteRange { .. } => Op::DeleteRange,
+        Request::Batch { .. } => Op::Batch,
+        Request::Scan { .. } => Op::Scan,
+        Request::ShardMap => Op::ShardMap,
+        Request::Status => Op::Status,
     }
 }
 

@@ -1,7 +1,7 @@
 //! A client connection and its lanes (bidirectional streams carrying
 //! request frames one way and response frames the other).
 
-use super::core::{Core, Out};
+use super::core::{Core, Out, Sink};
 use super::exec::error;
 use ferrisdb_io::mesh::{LocalReceiver, new_bounded};
 use ferrisdb_io::notify::Notify;
@@ -68,7 +68,7 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
                     }
                     budget.inflight.set(budget.inflight.get() + 1);
                     let core = core.clone();
-                    let out = Out::Lane(tx.clone());
+                    let out = Out::new(Sink::Lane(tx.clone()));
                     let budget = budget.clone();
                     ferrisdb_io::executor::spawn(async move {
                         core.handle(frame, out).await;

@@ -38,6 +38,7 @@ pub const SHUTDOWN_CODE: u32 = 2;
 /// What every core (and the admin thread) shares: read-mostly, `Sync`.
 pub struct NodeShared {
     pub config: NodeConfig,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub map: ShardMap,
     pub stop: AtomicBool,
     /// Each core's latest status, published every tick.
@@ -81,7 +82,7 @@ mod signals {
 
 fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let data_dir = &config.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("create data directory {}", data_dir.display()))?;
+    let lock = crate::lock::DataDirLock::acquire(data_dir)?;
     let map = layout::open_or_create(data_dir, config.cores, config.shards_per_core, config.listen.port())?;
     let server_config = tls::server_config(&config)?;
     let cores = config.cores;
@@ -90,12 +91,19 @@ fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         let weak = weak.clone();
         NodeShared {
             config: config.clone(),
+            metrics: crate::metrics::Metrics::new(cores),
             map,
             stop: AtomicBool::new(false),
             core_status,
             status_json: Box::new(move || weak.upgrade().map_or(serde_json::Value::Null, |n| n.status())),
         }
     });
+    let status_fn: crate::admin::StatusFn = {
+        let node = Arc::downgrade(&node);
+        Arc::new(move || node.upgrade().map_or(serde_json::Value::Null, |n| n.status()))
+    };
+    let admin = crate::admin::spawn(config.admin, node.metrics.clone(), status_fn)?;
+    tracing::info!(data_dir = %lock.dir().display(), admin = %admin.local_addr(), cores, "node starting");
     let stop_watch = {
         let node = node.clone();
         std::thread::spawn(move || {
@@ -103,8 +111,12 @@ fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                 std::thread::sleep(TICK);
             }
             node.stop.store(true, Ordering::SeqCst);
+            // Load balancers see 503 on /healthz while the cores drain.
+            admin.begin_shutdown();
+            admin
         })
     };
+
     let mesh = ferrisdb_io::mesh::full_mesh::<MeshMsg>(cores, MESH_CHANNEL_MESSAGES);
     let results = ferrisdb_io::executor::run_pinned(cores, move |core| {
         let node = node.clone();
@@ -121,7 +133,9 @@ fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         }
     })
     .context("start core executors")?;
-    let _ = stop_watch.join();
+    if let Ok(admin) = stop_watch.join() {
+        admin.stop();
+    }
     for result in results {
         result.map_err(anyhow::Error::msg)?;
     }
@@ -146,6 +160,10 @@ async fn run_core(
             .with_context(|| format!("open shard {} in {}", shard.id, dir.display()))?;
         engines.insert(shard.id, Rc::new(engine));
     }
+    {
+        let node = node.clone();
+        ferrisdb_io::log::observe_durability(move |latency| node.metrics.core(index).record_fsync(latency));
+    }
     let (senders, receivers) = ports.connect().await;
     let core = Rc::new(Core::new(index, node.clone(), engines, Some(senders)));
     for (from, rx) in receivers {
@@ -164,8 +182,10 @@ async fn run_core(
             }
         })
     };
+    let mut busy = BusyMeter::new();
     while !node.stop.load(Ordering::SeqCst) {
         *node.core_status[index].lock().expect("status lock") = core_status(&core);
+        publish_gauges(&core, &endpoint, busy.ratio());
         ferrisdb_io::executor::sleep(TICK).await;
     }
     tracing::info!(core = index, inflight = core.inflight(), "stopping: draining requests");
@@ -175,6 +195,48 @@ async fn run_core(
     acceptor.await;
     core.close_engines().await
 
+}
+
+/// Fraction of wall time the core spent running tasks since the last call.
+struct BusyMeter {
+    busy: Duration,
+    at: std::time::Instant,
+}
+
+impl BusyMeter {
+    fn new() -> BusyMeter {
+        BusyMeter { busy: ferrisdb_io::executor::busy_time(), at: std::time::Instant::now() }
+    }
+
+    fn ratio(&mut self) -> f64 {
+        let (busy, at) = (ferrisdb_io::executor::busy_time(), std::time::Instant::now());
+        let wall = at.duration_since(self.at).as_secs_f64();
+        // glommio updates its runtime counter in steps; it can read lower than
+        // a previous reading taken mid-step.
+        let ran = busy.saturating_sub(self.busy).as_secs_f64();
+        let ratio = if wall > 0.0 { ran / wall } else { 0.0 };
+        (self.busy, self.at) = (busy, at);
+        ratio.clamp(0.0, 1.0)
+    }
+}
+
+fn publish_gauges(core: &Core, endpoint: &Endpoint, busy_ratio: f64) {
+    let (mut memtable, mut l0, mut compaction_bytes, mut compacting) = (0u64, 0u64, 0u64, 0u64);
+    for (_, engine) in core.engines() {
+        compacting += u64::from(engine.compaction_running());
+        let stats = engine.stats();
+        memtable += stats.memtable_bytes;
+        l0 += stats.files_per_level.first().copied().unwrap_or(0) as u64;
+        compaction_bytes += stats.compaction_write_bytes;
+    }
+    let metrics = core.metrics();
+    metrics.set_memtable_bytes(memtable);
+    metrics.set_l0_files(l0);
+    metrics.set_compactions_running(compacting);
+    metrics.set_compaction_bytes_total(compaction_bytes);
+    metrics.set_live_requests(core.inflight() as u64);
+    metrics.set_open_connections(endpoint.connection_count() as u64);
+    metrics.set_reactor_busy_ratio(busy_ratio);
 }
 
 fn core_status(core: &Core) -> serde_json::Value {

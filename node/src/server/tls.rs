@@ -16,7 +16,7 @@ const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
 
 pub fn server_config(config: &NodeConfig) -> anyhow::Result<ServerConfig> {
     let tls = if config.insecure {
-        let (cert, key) = throwaway_node_cert().context("make a throwaway certificate")?;
+        let (cert, key) = crate::cert::self_signed_node().context("make a throwaway certificate")?;
         ferrisdb_proto::tls::insecure_server_config(cert, key)?
     } else {
         let missing = |what: &str| anyhow::anyhow!("TLS {what} is not configured (give --{what} or --insecure)");
@@ -39,16 +39,3 @@ pub fn server_config(config: &NodeConfig) -> anyhow::Result<ServerConfig> {
     Ok(server)
 }
 
-/// Temporary until `cert::self_signed_node` lands on main.
-fn throwaway_node_cert() -> anyhow::Result<(
-    rustls_pki_types::CertificateDer<'static>,
-    rustls_pki_types::PrivateKeyDer<'static>,
-)> {
-    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?;
-    let key = rcgen::KeyPair::generate()?;
-    let cert = params.self_signed(&key)?;
-    Ok((
-        cert.der().clone(),
-        rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    ))
-}

@@ -85,18 +85,20 @@ impl Client {
     pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
         config.validate()?;
         let quic = config.quic()?;
-        let bind: SocketAddr = match config.endpoints[0] {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let endpoint = quinn::Endpoint::client(bind)
-            .map_err(|e| Error::Config(format!("bind a UDP socket on {bind}: {e}")))?;
         let timeout = config.request_timeout;
         let mut last_error = None;
         for &seed in &config.endpoints {
+            // One UDP socket per client, shared by its connections to every
+            // core. Made per attempt: a failed attempt closes its own.
+            let bind: SocketAddr = match seed {
+                SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+            };
+            let endpoint = quinn::Endpoint::client(bind)
+                .map_err(|e| Error::Config(format!("bind a UDP socket on {bind}: {e}")))?;
             let inner = Arc::new(Inner {
                 config: config.clone(),
-                endpoint: endpoint.clone(),
+                endpoint,
                 quic: quic.clone(),
                 node_ip: seed.ip(),
                 map_source: seed,
@@ -302,16 +304,7 @@ impl Client {
         deadline: Instant,
     ) -> Result<Responses, Error> {
         let addr = self.core_addr(core, map)?;
-        let remaining_ms = deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .clamp(1, u128::from(REQUEST_TIMEOUT_MS_MAX));
-        let frame = RequestFrame {
-            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
-            shard_map_version: map.version,
-            timeout_ms: u32::try_from(remaining_ms).expect("clamped to a u32 limit"),
-            request,
-        };
+        let frame = self.frame(request, map.version, deadline);
         self.within(deadline, async {
             let connection = self.connection(addr).await?;
             connection.send(&frame).await
@@ -330,6 +323,20 @@ impl Client {
         self.observe_map_version(frame.shard_map_version, deadline)
             .await;
         Ok(frame.response)
+    }
+
+    /// A request frame with a fresh id and the time left until `deadline`.
+    fn frame(&self, request: Request, shard_map_version: u64, deadline: Instant) -> RequestFrame {
+        let remaining_ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .clamp(1, u128::from(REQUEST_TIMEOUT_MS_MAX));
+        RequestFrame {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            shard_map_version,
+            timeout_ms: u32::try_from(remaining_ms).expect("clamped to a u32 limit"),
+            request,
+        }
     }
 
     /// The deadline of a call starting now.
@@ -388,12 +395,7 @@ impl Client {
         let frame = self
             .within(deadline, async {
                 let connection = self.connection(addr).await?;
-                let frame = RequestFrame {
-                    id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
-                    shard_map_version: current.version,
-                    timeout_ms: 0,
-                    request: Request::ShardMap,
-                };
+                let frame = self.frame(Request::ShardMap, current.version, deadline);
                 connection.send(&frame).await?.next().await
             })
             .await??;

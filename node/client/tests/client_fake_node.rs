@@ -419,3 +419,19 @@ async fn insecure_is_for_loopback_only() {
     let err = Client::connect(config).await.expect_err("not loopback");
     assert!(matches!(err, Error::Config(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn connect_tries_the_next_endpoint() {
+    let certs = make_certs(&test_dir("seeds"));
+    let node = FakeNode::start(&certs, 1, &[]).await;
+    // Bound but silent: a handshake to it never completes.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut config = config(&node, &certs);
+    config.endpoints = vec![silent.local_addr().expect("bound"), node.addr(0)];
+    config.connect_timeout = Duration::from_millis(300);
+    config.request_timeout = Duration::from_secs(1);
+    let client = Client::connect(config)
+        .await
+        .expect("second endpoint answers");
+    client.put("k", "v").await.expect("put");
+}

@@ -109,6 +109,7 @@ impl Client {
                 })),
                 map_refresh: tokio::sync::Mutex::new(()),
                 cores: Mutex::new(HashMap::new()),
+                // 0 is the id of stream-level errors (see `lane`).
                 next_id: AtomicU64::new(1),
             });
             let client = Client { inner, timeout };

@@ -7,7 +7,7 @@
 //! to the waiter registered under its request id.
 
 use bytes::Bytes;
-use ferrisdb_proto::{FrameDecoder, Response, ResponseFrame};
+use ferrisdb_proto::{ErrorReply, FrameDecoder, Response, ResponseFrame};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -200,9 +200,8 @@ async fn read_frames(
             }
             Err(err) => break LaneFailure::new(format!("read responses: {err}"), true),
         };
-        if let Err(reason) = dispatch_chunk(&mut decoder, &chunk, &waiters) {
-            // The node broke the protocol; a new connection may fare better.
-            break LaneFailure::new(reason, true);
+        if let Err(failure) = dispatch_chunk(&mut decoder, &chunk, &waiters) {
+            break failure;
         }
     };
     fail(&waiters, &dead, failure);
@@ -213,20 +212,38 @@ fn dispatch_chunk(
     decoder: &mut FrameDecoder<ResponseFrame>,
     mut chunk: &[u8],
     waiters: &Mutex<Waiters>,
-) -> Result<(), String> {
+) -> Result<(), LaneFailure> {
+    // The node broke the protocol; a new connection may fare better.
+    let bad_frame = |e| LaneFailure::new(format!("bad response frame: {e}"), true);
     while !chunk.is_empty() {
-        let taken = decoder
-            .push(chunk)
-            .map_err(|e| format!("bad response frame: {e}"))?;
+        let taken = decoder.push(chunk).map_err(bad_frame)?;
         chunk = &chunk[taken..];
         if let Some(frame) = decoder.pop() {
             // A frame whose payload does not decode cannot be matched to its
             // request; the lane is no longer trustworthy.
-            let frame = frame.map_err(|e| format!("bad response frame: {e}"))?;
+            let frame = frame.map_err(bad_frame)?;
+            if frame.id == STREAM_ERROR_ID {
+                return Err(stream_error(frame.response));
+            }
             deliver(waiters, frame);
         }
     }
     Ok(())
+}
+
+/// Id of a response about the stream itself (the node could not read a
+/// frame header, so it cannot know which request it was); the node closes
+/// the lane after it. Request ids start at 1.
+const STREAM_ERROR_ID: u64 = 0;
+
+fn stream_error(response: Response) -> LaneFailure {
+    match response {
+        Response::Error(ErrorReply { code, message }) => LaneFailure::new(
+            format!("the node refused the stream: {code}: {message}"),
+            code.is_retryable(),
+        ),
+        other => LaneFailure::new(format!("unexpected response with id 0: {other:?}"), true),
+    }
 }
 
 fn deliver(waiters: &Mutex<Waiters>, frame: ResponseFrame) {

@@ -435,3 +435,26 @@ async fn connect_tries_the_next_endpoint() {
         .expect("second endpoint answers");
     client.put("k", "v").await.expect("put");
 }
+
+#[tokio::test]
+async fn a_stream_level_error_fails_the_lane_and_the_next_call_reconnects() {
+    let (node, _certs, client) = two_cores("streamerror").await;
+    client.put("a", "1").await.expect("put");
+    node.refuse_next_stream(ErrorCode::UnsupportedVersion);
+    let err = client.get("a").await.expect_err("stream refused");
+    assert!(
+        matches!(
+            err,
+            Error::Connect {
+                retryable: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("UnsupportedVersion"), "{err}");
+    assert_eq!(
+        client.get("a").await.expect("new connection"),
+        Some(b"1".to_vec())
+    );
+}

@@ -42,6 +42,9 @@ struct State {
     scan_chunk_entries: usize,
     seen: Vec<Seen>,
     connections: Vec<quinn::Connection>,
+    /// When set, the next request read on any lane is answered with a
+    /// stream-level error (id 0) of this code and the lane is closed.
+    stream_error: Option<ErrorCode>,
 }
 
 /// A fake node: `cores` QUIC endpoints on 127.0.0.1 sharing one key-value
@@ -111,6 +114,12 @@ impl FakeNode {
     /// The next `count` keyed requests are answered `WrongShard`.
     pub fn reply_wrong_shard(&self, count: u32) {
         self.state.lock().unwrap().wrong_shard_replies = count;
+    }
+
+    /// The next request read is answered with a stream-level error (id 0),
+    /// as a node does when it cannot read a frame header.
+    pub fn refuse_next_stream(&self, code: ErrorCode) {
+        self.state.lock().unwrap().stream_error = Some(code);
     }
 
     /// Every request received so far, in arrival order.
@@ -213,6 +222,18 @@ async fn serve_lane(
             bytes = &bytes[taken..];
             if let Some(frame) = decoder.pop() {
                 let frame = frame.expect("client sends valid frames");
+                let refuse = state.lock().unwrap().stream_error.take();
+                if let Some(code) = refuse {
+                    let _ = replies.send(ResponseFrame {
+                        id: 0,
+                        shard_map_version: 0,
+                        response: Response::Error(ErrorReply {
+                            code,
+                            message: "injected by the fake node".into(),
+                        }),
+                    });
+                    return; // the writer finishes the stream after the reply
+                }
                 tokio::spawn(answer(core, frame, state.clone(), replies.clone()));
             }
         }

@@ -192,9 +192,7 @@ async fn connect(args: &ConnectArgs) -> anyhow::Result<Client> {
     let mut config = ClientConfig::new(vec![endpoint], security);
     config.server_name = args.server_name.clone();
     config.request_timeout = Duration::from_millis(args.timeout_ms);
-    Client::connect(config)
-        .await
-        .context("fetch the shard map")
+    Client::connect(config).await.context("fetch the shard map")
 }
 
 fn resolve(endpoint: &str) -> anyhow::Result<SocketAddr> {
@@ -240,7 +238,8 @@ async fn execute(client: &Client, command: Command, out: &mut impl Write) -> any
                 writeln!(out, "\"{key}\" \"{value}\"")?;
                 count += 1;
             }
-            writeln!(out, "({count} entries)")?;
+            let noun = if count == 1 { "entry" } else { "entries" };
+            writeln!(out, "({count} {noun})")?;
         }
         Command::Status => writeln!(out, "{}", client.status().await?)?,
         Command::Help => writeln!(out, "{HELP}")?,

@@ -8,11 +8,17 @@ pub const SHOWN_BYTES_MAX: usize = 64;
 /// many were left out.
 pub fn escape(bytes: &[u8]) -> String {
     let shown = &bytes[..bytes.len().min(SHOWN_BYTES_MAX)];
-    let mut out = shown.escape_ascii().to_string();
+    let mut out = escape_all(shown);
     if bytes.len() > shown.len() {
         out.push_str(&format!("...(+{} bytes)", bytes.len() - shown.len()));
     }
     out
+}
+
+/// All of `bytes`, escaped as [`escape`] does but never cut short: what
+/// `ferrisdb shell` prints, in a form its parser reads back.
+pub fn escape_all(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
 }
 
 #[cfg(test)]

@@ -25,9 +25,10 @@ pub mod message;
 pub mod tls;
 
 pub use error::{ErrorCode, ProtoError};
-pub use frame::{FRAME_HEADER_BYTES, FrameHeader, FrameKind};
+pub use frame::{FRAME_HEADER_BYTES, Frame, FrameDecoder, FrameHeader, FrameKind};
 pub use limits::*;
 pub use message::*;
+pub use tls::TlsError;
 
 /// ALPN protocol id: the major version of the wire protocol is part of it,
 /// so a client and a node that do not speak the same version fail the

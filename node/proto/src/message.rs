@@ -152,6 +152,38 @@ impl ShardMap {
         after.checked_sub(1).map(|i| &self.shards[i])
     }
 
+    /// The shard that serves a scan with these bounds: the owner of its
+    /// start key (the empty key when unbounded) for a forward scan; for a
+    /// reverse scan the owner of its end key, the last shard when the end is
+    /// unbounded, and the shard *before* the owner when the end is
+    /// `Excluded(k)` and `k` is exactly where the owner starts (the owner
+    /// holds no key below `k`). Client and node route scans by this one rule
+    /// so that a scan is never sent to a shard that holds none of its keys
+    /// while an earlier one does.
+    pub fn shard_for_scan(
+        &self,
+        start: &KeyBound,
+        end: &KeyBound,
+        reverse: bool,
+    ) -> Option<&ShardInfo> {
+        if !reverse {
+            return self.shard_for(start.key().unwrap_or(&[]));
+        }
+        let key = match end {
+            KeyBound::Unbounded => return self.shards.last(),
+            KeyBound::Included(k) | KeyBound::Excluded(k) => k,
+        };
+        let after = self
+            .shards
+            .partition_point(|s| s.start.as_slice() <= key.as_slice());
+        let owner = after.checked_sub(1)?;
+        let starts_at_key = self.shards[owner].start == *key;
+        if matches!(end, KeyBound::Excluded(_)) && starts_at_key && owner > 0 {
+            return Some(&self.shards[owner - 1]);
+        }
+        Some(&self.shards[owner])
+    }
+
     /// Whether `shards` are sorted, start at the empty key, leave no gaps and
     /// name existing cores. Checked by clients before they route by a map.
     pub fn is_well_formed(&self) -> bool {
@@ -224,7 +256,8 @@ impl WriteOp {
 }
 
 impl KeyBound {
-    fn key(&self) -> Option<&[u8]> {
+    /// The bound's key, `None` when unbounded.
+    pub fn key(&self) -> Option<&[u8]> {
         match self {
             KeyBound::Unbounded => None,
             KeyBound::Included(k) | KeyBound::Excluded(k) => Some(k),
@@ -294,5 +327,68 @@ impl Request {
             }
             Request::ShardMap | Request::Status => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map() -> ShardMap {
+        let shard = |id: u32, start: &[u8], end: Option<&[u8]>| ShardInfo {
+            id,
+            start: start.to_vec(),
+            end: end.map(<[u8]>::to_vec),
+            core: id % 2,
+        };
+        ShardMap {
+            version: 1,
+            core_ports: vec![7000, 7001],
+            shards: vec![
+                shard(0, b"", Some(b"m")),
+                shard(1, b"m", Some(b"t")),
+                shard(2, b"t", None),
+            ],
+        }
+    }
+
+    #[test]
+    fn keys_route_to_the_range_that_holds_them() {
+        let map = map();
+        assert!(map.is_well_formed());
+        assert_eq!(map.shard_for(b"").map(|s| s.id), Some(0));
+        assert_eq!(map.shard_for(b"l\xff").map(|s| s.id), Some(0));
+        assert_eq!(map.shard_for(b"m").map(|s| s.id), Some(1));
+        assert_eq!(map.shard_for(b"zzz").map(|s| s.id), Some(2));
+    }
+
+    #[test]
+    fn reverse_scans_route_to_the_shard_holding_their_last_key() {
+        let map = map();
+        let id = |start, end, reverse| map.shard_for_scan(&start, &end, reverse).map(|s| s.id);
+        let inc = |k: &[u8]| KeyBound::Included(k.to_vec());
+        let exc = |k: &[u8]| KeyBound::Excluded(k.to_vec());
+        use KeyBound::Unbounded;
+        assert_eq!(id(Unbounded, Unbounded, false), Some(0));
+        assert_eq!(id(exc(b"m"), Unbounded, false), Some(1));
+        assert_eq!(id(Unbounded, Unbounded, true), Some(2));
+        assert_eq!(id(Unbounded, inc(b"m"), true), Some(1));
+        // Nothing below "m" lives in shard 1: start in shard 0.
+        assert_eq!(id(Unbounded, exc(b"m"), true), Some(0));
+        assert_eq!(id(Unbounded, exc(b"n"), true), Some(1));
+        assert_eq!(id(Unbounded, exc(b""), true), Some(0));
+    }
+
+    #[test]
+    fn gaps_and_bad_cores_are_not_well_formed() {
+        let mut gap = map();
+        gap.shards[1].start = b"n".to_vec();
+        assert!(!gap.is_well_formed());
+        let mut bad_core = map();
+        bad_core.shards[2].core = 2;
+        assert!(!bad_core.is_well_formed());
+        let mut closed = map();
+        closed.shards[2].end = Some(b"z".to_vec());
+        assert!(!closed.is_well_formed());
     }
 }

@@ -285,6 +285,61 @@ mod tests {
         assert!(err.to_string().contains("broken.pem"), "{err}");
     }
 
+    /// A CA and a leaf certificate it signed, as PEM files; plus a key
+    /// that belongs to neither.
+    fn make_pki() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("leaf params")
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .expect("leaf");
+        let stranger = KeyPair::generate().expect("other key");
+        (
+            temp_file("pki-ca.pem", ca.pem().as_bytes()),
+            temp_file("pki-leaf.pem", leaf.pem().as_bytes()),
+            temp_file("pki-leaf.key", leaf_key.serialize_pem().as_bytes()),
+            temp_file("pki-other.key", stranger.serialize_pem().as_bytes()),
+        )
+    }
+
+    #[test]
+    fn configs_build_from_pem_files() {
+        let (ca, cert, key, _) = make_pki();
+        let server = server_config(&ca, &cert, &key).expect("server config");
+        assert_eq!(server.alpn_protocols, vec![ALPN.to_vec()]);
+        let client = client_config(&ca, &cert, &key).expect("client config");
+        assert_eq!(client.alpn_protocols, vec![ALPN.to_vec()]);
+        let der = load_certs(&cert).expect("cert").remove(0);
+        let key_der = load_private_key(&key).expect("key");
+        insecure_server_config(der, key_der).expect("insecure server config");
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_its_certificate_is_refused() {
+        let (ca, cert, _, other_key) = make_pki();
+        let err = server_config(&ca, &cert, &other_key).expect_err("mismatched key");
+        assert!(matches!(err, TlsError::Config(_)), "{err:?}");
+        let err = client_config(&ca, &cert, &other_key).expect_err("mismatched key");
+        assert!(matches!(err, TlsError::Config(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_ca_file_with_an_unparsable_certificate_is_refused() {
+        let (_, cert, key, _) = make_pki();
+        let bogus = temp_file(
+            "bogus-ca.pem",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        );
+        let err = server_config(&bogus, &cert, &key).expect_err("bad CA");
+        assert!(matches!(err, TlsError::BadCa { .. }), "{err:?}");
+        assert!(err.to_string().contains("bogus-ca.pem"), "{err}");
+    }
+
     #[test]
     fn insecure_client_config_speaks_our_alpn() {
         let config = insecure_client_config().expect("ring supports TLS 1.3");

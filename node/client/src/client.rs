@@ -1,0 +1,602 @@
+//! The client: shard map, connections per core, routing, deadlines.
+
+use crate::batch::Batch;
+use crate::config::ClientConfig;
+use crate::connection::{ConnectParams, CoreConnection, Responses};
+use crate::error::Error;
+use crate::scan::{Scan, ScanOptions};
+use ferrisdb_proto::{
+    ErrorCode, ErrorReply, KeyValue, REQUEST_TIMEOUT_MS_MAX, Request, RequestFrame, Response,
+    ShardInfo, ShardMap, WriteOp,
+};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Times a call is sent again after a `WrongShard` answer and a map refresh.
+const WRONG_SHARD_RETRIES_MAX: u32 = 3;
+
+/// A FerrisDB client: cheap to clone (clones share connections), usable
+/// from many tasks at once.
+///
+/// Each call is routed to the core that owns its key's shard, carries a
+/// deadline (the configured `request_timeout`, or the one given to
+/// [`Client::with_timeout`]) and fails with [`Error::Timeout`] when it
+/// passes.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoints", &self.inner.config.endpoints)
+            .field("shard_map_version", &self.shard_map().version)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+struct Inner {
+    config: ClientConfig,
+    endpoint: quinn::Endpoint,
+    quic: quinn::ClientConfig,
+    /// Host of the node (the endpoint that answered the first map request).
+    node_ip: IpAddr,
+    /// Where maps are fetched from.
+    map_source: SocketAddr,
+    map: RwLock<Arc<ShardMap>>,
+    /// Serializes map refreshes, so a burst of stale replies fetches once.
+    map_refresh: tokio::sync::Mutex<()>,
+    cores: Mutex<HashMap<SocketAddr, Arc<CoreSlot>>>,
+    next_id: AtomicU64,
+}
+
+/// The connection to one core, and its reconnection state.
+#[derive(Default)]
+struct CoreSlot {
+    state: tokio::sync::Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    connection: Option<Arc<CoreConnection>>,
+    /// Connection attempts failed in a row.
+    failures: u32,
+    /// No attempt before this instant (exponential backoff).
+    retry_at: Option<Instant>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.endpoint.close(0u32.into(), b"client dropped");
+    }
+}
+
+impl Client {
+    /// Connects to the cluster: asks the configured endpoints, in order, for
+    /// the shard map and keeps the first well-formed answer. Connections to
+    /// the other cores are made on first use.
+    pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        config.validate()?;
+        let quic = config.quic()?;
+        let timeout = config.request_timeout;
+        let mut last_error = None;
+        for &seed in &config.endpoints {
+            // One UDP socket per client, shared by its connections to every
+            // core. Made per attempt: a failed attempt closes its own.
+            let bind: SocketAddr = match seed {
+                SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+            };
+            let endpoint = quinn::Endpoint::client(bind)
+                .map_err(|e| Error::Config(format!("bind a UDP socket on {bind}: {e}")))?;
+            let inner = Arc::new(Inner {
+                config: config.clone(),
+                endpoint,
+                quic: quic.clone(),
+                node_ip: seed.ip(),
+                map_source: seed,
+                map: RwLock::new(Arc::new(ShardMap {
+                    version: 0,
+                    core_ports: Vec::new(),
+                    shards: Vec::new(),
+                })),
+                map_refresh: tokio::sync::Mutex::new(()),
+                cores: Mutex::new(HashMap::new()),
+                // 0 is the id of stream-level errors (see `lane`).
+                next_id: AtomicU64::new(1),
+            });
+            let client = Client { inner, timeout };
+            match client.refresh_shard_map().await {
+                Ok(_) => return Ok(client),
+                Err(err) => {
+                    tracing::warn!(%seed, error = %err, "endpoint did not give a shard map");
+                    last_error = Some(err);
+                }
+            }
+        }
+        Err(last_error.expect("at least one endpoint was tried"))
+    }
+
+    /// A handle sharing this client's connections whose calls have
+    /// `timeout` as their deadline.
+    pub fn with_timeout(&self, timeout: Duration) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            timeout,
+        }
+    }
+
+    /// The shard map the client routes by (the newest it has seen).
+    pub fn shard_map(&self) -> Arc<ShardMap> {
+        self.inner.map.read().expect("map lock poisoned").clone()
+    }
+
+    /// Fetches the shard map from the node and routes by it from now on
+    /// (unless the client already holds a newer one).
+    pub async fn refresh_shard_map(&self) -> Result<Arc<ShardMap>, Error> {
+        let deadline = self.deadline();
+        let _refreshing = self.within(deadline, self.inner.map_refresh.lock()).await?;
+        self.fetch_map(deadline).await
+    }
+
+    /// The value of `key`, or `None` when it has none.
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
+        let key = key.as_ref().to_vec();
+        match self.call(Request::Get { key }).await? {
+            Response::Value(value) => Ok(value),
+            other => Err(self.unexpected("a value", &other)),
+        }
+    }
+
+    /// Sets `key` to `value`; returns the write's commit version once it is
+    /// durable.
+    pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<u64, Error> {
+        let request = Request::Put {
+            key: key.as_ref().to_vec(),
+            value: value.as_ref().to_vec(),
+        };
+        self.write(request).await
+    }
+
+    /// Removes `key` (no error when it has no value); returns the commit
+    /// version.
+    pub async fn delete(&self, key: impl AsRef<[u8]>) -> Result<u64, Error> {
+        self.write(Request::Delete {
+            key: key.as_ref().to_vec(),
+        })
+        .await
+    }
+
+    /// Removes every key in `[start, end)`; returns the commit version of
+    /// the last part.
+    ///
+    /// A range that spans shards is split at their boundaries and each part
+    /// is deleted in turn: the whole is **not** atomic (use a [`Batch`] of
+    /// one shard's keys for that). On an error some parts may be deleted.
+    pub async fn delete_range(
+        &self,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
+    ) -> Result<u64, Error> {
+        let (start, end) = (start.as_ref(), end.as_ref());
+        Request::DeleteRange {
+            start: start.to_vec(),
+            end: end.to_vec(),
+        }
+        .validate()
+        .map_err(Error::invalid)?;
+        let mut version = 0;
+        let mut from = start.to_vec();
+        while from.as_slice() < end {
+            let map = self.shard_map();
+            let shard = shard_of(&map, &from);
+            let to = match &shard.end {
+                Some(shard_end) if shard_end.as_slice() < end => shard_end.clone(),
+                _ => end.to_vec(),
+            };
+            let request = Request::DeleteRange {
+                start: from,
+                end: to.clone(),
+            };
+            version = self.write(request).await?;
+            from = to;
+        }
+        Ok(version)
+    }
+
+    /// Applies every operation of `batch` atomically: all or none. Every key
+    /// (and every range) must lie in one shard, otherwise the call fails
+    /// with [`Error::CrossShardBatch`] before anything is sent.
+    pub async fn batch(&self, batch: Batch) -> Result<u64, Error> {
+        let ops = batch.into_ops();
+        if ops.is_empty() {
+            return Err(Error::InvalidArgument {
+                code: ErrorCode::BadRequest,
+                message: "empty batch".into(),
+            });
+        }
+        let request = Request::Batch { ops };
+        request.validate().map_err(Error::invalid)?;
+        let Request::Batch { ops } = &request else {
+            unreachable!("built above")
+        };
+        check_one_shard(&self.shard_map(), ops)?;
+        self.write(request).await
+    }
+
+    /// A scan over `options`' bounds, streamed: entries are fetched chunk by
+    /// chunk as [`Scan::next`] is called, across shard boundaries, up to the
+    /// limit.
+    pub fn scan(&self, options: ScanOptions) -> Result<Scan, Error> {
+        Scan::new(self.clone(), options)
+    }
+
+    /// Every entry of a scan, collected.
+    pub async fn scan_collect(&self, options: ScanOptions) -> Result<Vec<KeyValue>, Error> {
+        let mut scan = self.scan(options)?;
+        let mut entries = Vec::new();
+        while let Some(entry) = scan.next().await? {
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// The node's status, as a JSON document.
+    pub async fn status(&self) -> Result<String, Error> {
+        match self.call(Request::Status).await? {
+            Response::Status(json) => Ok(json),
+            other => Err(self.unexpected("a status", &other)),
+        }
+    }
+
+    async fn write(&self, request: Request) -> Result<u64, Error> {
+        match self.call(request).await? {
+            Response::Written { version } => Ok(version),
+            other => Err(self.unexpected("a write acknowledgement", &other)),
+        }
+    }
+
+    /// Validates, routes and sends a single-response request; follows
+    /// `WrongShard` answers with a map refresh and another attempt.
+    async fn call(&self, request: Request) -> Result<Response, Error> {
+        request.validate().map_err(Error::invalid)?;
+        let deadline = self.deadline();
+        let mut attempt = 0;
+        loop {
+            let map = self.shard_map();
+            let core = match request.routing_key() {
+                Some(key) => shard_of(&map, key).core,
+                None => 0,
+            };
+            let mut responses = self.send(core, &map, request.clone(), deadline).await?;
+            let frame = self.within(deadline, responses.next()).await??;
+            self.observe_map_version(frame.shard_map_version, deadline)
+                .await;
+            match frame.response {
+                Response::Error(ErrorReply { code, message }) => {
+                    if code == ErrorCode::WrongShard && attempt < WRONG_SHARD_RETRIES_MAX {
+                        attempt += 1;
+                        let _refreshing =
+                            self.within(deadline, self.inner.map_refresh.lock()).await?;
+                        self.fetch_map(deadline).await?;
+                        continue;
+                    }
+                    return Err(Error::Server { code, message });
+                }
+                response => return Ok(response),
+            }
+        }
+    }
+
+    /// Sends `request` to `core`'s connection (connecting if needed) and
+    /// returns the stream of its responses; all within `deadline`.
+    pub(crate) async fn send(
+        &self,
+        core: u32,
+        map: &ShardMap,
+        request: Request,
+        deadline: Instant,
+    ) -> Result<Responses, Error> {
+        let addr = self.core_addr(core, map)?;
+        let frame = self.frame(request, map.version, deadline);
+        self.within(deadline, async {
+            let connection = self.connection(addr).await?;
+            connection.send(&frame).await
+        })
+        .await?
+    }
+
+    /// Reads the next response of a scan part within `deadline` and notes
+    /// its map version.
+    pub(crate) async fn next_response(
+        &self,
+        responses: &mut Responses,
+        deadline: Instant,
+    ) -> Result<Response, Error> {
+        let frame = self.within(deadline, responses.next()).await??;
+        self.observe_map_version(frame.shard_map_version, deadline)
+            .await;
+        Ok(frame.response)
+    }
+
+    /// A request frame with a fresh id and the time left until `deadline`.
+    fn frame(&self, request: Request, shard_map_version: u64, deadline: Instant) -> RequestFrame {
+        let remaining_ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .clamp(1, u128::from(REQUEST_TIMEOUT_MS_MAX));
+        RequestFrame {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            shard_map_version,
+            timeout_ms: u32::try_from(remaining_ms).expect("clamped to a u32 limit"),
+            request,
+        }
+    }
+
+    /// The deadline of a call starting now.
+    pub(crate) fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    /// Runs `work` until `deadline`, failing with [`Error::Timeout`] after.
+    pub(crate) async fn within<T>(
+        &self,
+        deadline: Instant,
+        work: impl Future<Output = T>,
+    ) -> Result<T, Error> {
+        tokio::time::timeout_at(deadline, work)
+            .await
+            .map_err(|_| Error::Timeout {
+                timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            })
+    }
+
+    pub(crate) fn unexpected(&self, wanted: &str, got: &Response) -> Error {
+        if let Response::Error(ErrorReply { code, message }) = got {
+            return Error::Server {
+                code: *code,
+                message: message.clone(),
+            };
+        }
+        Error::Protocol {
+            addr: self.inner.map_source,
+            reason: format!("expected {wanted}, got {got:?}"),
+        }
+    }
+
+    /// Refreshes the map when a reply says the node holds a newer one.
+    /// A failed refresh is logged, not returned: the reply itself was good.
+    async fn observe_map_version(&self, version: u64, deadline: Instant) {
+        if version <= self.shard_map().version {
+            return;
+        }
+        let Ok(_refreshing) = self.within(deadline, self.inner.map_refresh.lock()).await else {
+            return;
+        };
+        if version <= self.shard_map().version {
+            return; // another task refreshed meanwhile
+        }
+        if let Err(err) = self.fetch_map(deadline).await {
+            tracing::warn!(error = %err, "shard map refresh failed");
+        }
+    }
+
+    /// Fetches the map from the map source and installs it unless older
+    /// than the one held. The caller holds `map_refresh`.
+    async fn fetch_map(&self, deadline: Instant) -> Result<Arc<ShardMap>, Error> {
+        let addr = self.inner.map_source;
+        let current = self.shard_map();
+        let frame = self
+            .within(deadline, async {
+                let connection = self.connection(addr).await?;
+                let frame = self.frame(Request::ShardMap, current.version, deadline);
+                connection.send(&frame).await?.next().await
+            })
+            .await??;
+        let map = match frame.response {
+            Response::ShardMap(map) => map,
+            other => return Err(self.unexpected("a shard map", &other)),
+        };
+        if !map.is_well_formed() {
+            return Err(Error::Protocol {
+                addr,
+                reason: format!("shard map version {} is not well formed", map.version),
+            });
+        }
+        let mut held = self.inner.map.write().expect("map lock poisoned");
+        if map.version >= held.version {
+            tracing::debug!(
+                version = map.version,
+                shards = map.shards.len(),
+                "shard map"
+            );
+            *held = Arc::new(map);
+        }
+        Ok(held.clone())
+    }
+
+    fn core_addr(&self, core: u32, map: &ShardMap) -> Result<SocketAddr, Error> {
+        let port = map
+            .core_ports
+            .get(core as usize)
+            .ok_or_else(|| Error::Protocol {
+                addr: self.inner.map_source,
+                reason: format!("shard map names core {core} without a port"),
+            })?;
+        Ok(SocketAddr::new(self.inner.node_ip, *port))
+    }
+
+    /// A live connection to `addr`: the current one, or a new one. After
+    /// failed attempts, waits out the backoff first (callers bound this with
+    /// their deadline).
+    async fn connection(&self, addr: SocketAddr) -> Result<Arc<CoreConnection>, Error> {
+        let slot = self
+            .inner
+            .cores
+            .lock()
+            .expect("core table poisoned")
+            .entry(addr)
+            .or_default()
+            .clone();
+        let mut state = slot.state.lock().await;
+        if let Some(connection) = &state.connection {
+            if connection.is_alive() {
+                return Ok(connection.clone());
+            }
+            tracing::info!(%addr, "connection lost; reconnecting");
+            state.connection = None;
+        }
+        if let Some(retry_at) = state.retry_at {
+            tokio::time::sleep_until(retry_at).await;
+        }
+        let config = &self.inner.config;
+        let server_name = config
+            .server_name
+            .clone()
+            .unwrap_or_else(|| self.inner.node_ip.to_string());
+        let params = ConnectParams {
+            endpoint: &self.inner.endpoint,
+            quic: &self.inner.quic,
+            server_name: &server_name,
+            connect_timeout: config.connect_timeout,
+            lanes: config.lanes_per_connection,
+            max_in_flight: config.max_in_flight,
+        };
+        match CoreConnection::open(addr, &params).await {
+            Ok(connection) => {
+                let connection = Arc::new(connection);
+                *state = SlotState {
+                    connection: Some(connection.clone()),
+                    failures: 0,
+                    retry_at: None,
+                };
+                Ok(connection)
+            }
+            Err(err) => {
+                state.failures += 1;
+                let backoff = backoff(
+                    state.failures,
+                    config.reconnect_backoff_min,
+                    config.reconnect_backoff_max,
+                );
+                state.retry_at = Some(Instant::now() + backoff);
+                tracing::warn!(%addr, error = %err, ?backoff, "connect failed");
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Wait before attempt `failures + 1`: `min * 2^(failures-1)`, at most `max`.
+fn backoff(failures: u32, min: Duration, max: Duration) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    min.saturating_mul(1 << doublings).min(max)
+}
+
+/// The shard owning `key` in a map the client routes by.
+fn shard_of<'m>(map: &'m ShardMap, key: &[u8]) -> &'m ShardInfo {
+    map.shard_for(key)
+        .expect("maps are checked well formed (covering every key) before they are installed")
+}
+
+/// Fails unless every operation's keys lie in the shard of the first.
+fn check_one_shard(map: &ShardMap, ops: &[WriteOp]) -> Result<(), Error> {
+    let mut first: Option<&ShardInfo> = None;
+    for op in ops {
+        let (key, range_end) = match op {
+            WriteOp::Put { key, .. } | WriteOp::Delete { key } => (key, None),
+            WriteOp::DeleteRange { start, end } => (start, Some(end)),
+        };
+        let shard = shard_of(map, key);
+        let first = *first.get_or_insert(shard);
+        if shard.id != first.id {
+            return Err(Error::CrossShardBatch {
+                first: first.id,
+                other: shard.id,
+            });
+        }
+        // `[start, end)` stays in the shard when `end` is at most its end.
+        if let (Some(end), Some(shard_end)) = (range_end, &shard.end)
+            && end > shard_end
+        {
+            let other = shard_of(map, shard_end).id;
+            return Err(Error::CrossShardBatch {
+                first: first.id,
+                other,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let (min, max) = (Duration::from_millis(50), Duration::from_secs(1));
+        assert_eq!(backoff(1, min, max), min);
+        assert_eq!(backoff(2, min, max), Duration::from_millis(100));
+        assert_eq!(backoff(5, min, max), Duration::from_millis(800));
+        assert_eq!(backoff(6, min, max), max);
+        assert_eq!(backoff(u32::MAX, min, max), max);
+    }
+
+    fn map() -> ShardMap {
+        ShardMap {
+            version: 1,
+            core_ports: vec![1, 2],
+            shards: vec![
+                ShardInfo {
+                    id: 10,
+                    start: Vec::new(),
+                    end: Some(b"m".to_vec()),
+                    core: 0,
+                },
+                ShardInfo {
+                    id: 11,
+                    start: b"m".to_vec(),
+                    end: None,
+                    core: 1,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn batches_must_stay_in_one_shard() {
+        let map = map();
+        let put = |k: &[u8]| WriteOp::Put {
+            key: k.to_vec(),
+            value: Vec::new(),
+        };
+        let range = |s: &[u8], e: &[u8]| WriteOp::DeleteRange {
+            start: s.to_vec(),
+            end: e.to_vec(),
+        };
+        assert!(check_one_shard(&map, &[put(b"a"), put(b"l"), range(b"b", b"m")]).is_ok());
+        assert!(matches!(
+            check_one_shard(&map, &[put(b"a"), put(b"m")]),
+            Err(Error::CrossShardBatch {
+                first: 10,
+                other: 11
+            })
+        ));
+        assert!(matches!(
+            check_one_shard(&map, &[range(b"a", b"n")]),
+            Err(Error::CrossShardBatch {
+                first: 10,
+                other: 11
+            })
+        ));
+        assert!(check_one_shard(&map, &[put(b"x"), range(b"m", b"zzz")]).is_ok());
+    }
+}

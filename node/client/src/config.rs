@@ -1,0 +1,148 @@
+//! How a [`crate::Client`] connects: endpoints, certificates, timeouts and
+//! the limits it keeps to.
+
+use crate::error::Error;
+use ferrisdb_proto::{IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX, REQUEST_TIMEOUT_MS_MAX};
+use ferrisdb_proto::{STREAMS_PER_CONNECTION_MAX, tls};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the client authenticates the node and itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Security {
+    /// Mutual TLS (the default of a node): the node's certificate must chain
+    /// to `ca_cert`, and the client presents `cert` with `key` (PEM files).
+    MutualTls {
+        /// CA certificate (PEM) that signed the node's certificate.
+        ca_cert: PathBuf,
+        /// The client's certificate chain (PEM).
+        cert: PathBuf,
+        /// The client's private key (PEM, PKCS#8).
+        key: PathBuf,
+    },
+    /// No certificate checks at all, for nodes started with `--insecure`.
+    /// Only loopback endpoints are accepted with it.
+    Insecure,
+}
+
+/// Configuration of a [`crate::Client`]. Build it with
+/// [`ClientConfig::new`] and adjust the public fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Addresses of node cores to ask for the shard map first (any core of
+    /// a node answers). The client then connects to each core it needs at
+    /// the host of the endpoint that answered and the port the map names.
+    pub endpoints: Vec<SocketAddr>,
+    /// Name the node's certificate must carry; by default the IP address of
+    /// the endpoint (so the certificate needs that IP as a subject
+    /// alternative name).
+    pub server_name: Option<String>,
+    /// Certificates, or none.
+    pub security: Security,
+    /// Longest wait for a QUIC handshake to one core.
+    pub connect_timeout: Duration,
+    /// Deadline of a call made without an explicit one (see
+    /// [`crate::Client::with_timeout`]); also sent to the node in the
+    /// request frame. At most [`REQUEST_TIMEOUT_MS_MAX`] ms.
+    pub request_timeout: Duration,
+    /// Bidirectional streams ("lanes") opened on each connection; requests
+    /// are spread over them. 1..=[`STREAMS_PER_CONNECTION_MAX`].
+    pub lanes_per_connection: usize,
+    /// Requests in flight on one connection; further calls wait (within
+    /// their deadline). 1..=[`IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX`].
+    pub max_in_flight: usize,
+    /// Wait before the second attempt to reconnect to a core whose
+    /// connection failed; doubled at each further failure.
+    pub reconnect_backoff_min: Duration,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_backoff_max: Duration,
+}
+
+impl ClientConfig {
+    /// A configuration for mutual TLS with the given endpoints and
+    /// certificate files, and default timeouts and limits.
+    pub fn new(endpoints: Vec<SocketAddr>, security: Security) -> Self {
+        ClientConfig {
+            endpoints,
+            server_name: None,
+            security,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            lanes_per_connection: 4,
+            max_in_flight: 1024,
+            reconnect_backoff_min: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_secs(5),
+        }
+    }
+
+    /// Checks every field; the error says which is wrong and why.
+    pub fn validate(&self) -> Result<(), Error> {
+        let fail = |message: String| Err(Error::Config(message));
+        if self.endpoints.is_empty() {
+            return fail("no endpoints: name at least one node address".into());
+        }
+        let not_loopback = self.endpoints.iter().find(|a| !a.ip().is_loopback());
+        if self.security == Security::Insecure
+            && let Some(addr) = not_loopback
+        {
+            return fail(format!(
+                "insecure connections are for loopback only; {addr} is not a loopback address"
+            ));
+        }
+        let timeout_ms = self.request_timeout.as_millis();
+        if timeout_ms == 0 || timeout_ms > u128::from(REQUEST_TIMEOUT_MS_MAX) {
+            return fail(format!(
+                "request_timeout of {timeout_ms} ms is outside 1..={REQUEST_TIMEOUT_MS_MAX} ms"
+            ));
+        }
+        if self.connect_timeout.is_zero() {
+            return fail("connect_timeout must be above zero".into());
+        }
+        let lanes_max = STREAMS_PER_CONNECTION_MAX as usize;
+        if !(1..=lanes_max).contains(&self.lanes_per_connection) {
+            return fail(format!(
+                "lanes_per_connection {} is outside 1..={lanes_max}",
+                self.lanes_per_connection
+            ));
+        }
+        if !(1..=IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX).contains(&self.max_in_flight) {
+            return fail(format!(
+                "max_in_flight {} is outside 1..={IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX}",
+                self.max_in_flight
+            ));
+        }
+        if self.reconnect_backoff_min.is_zero()
+            || self.reconnect_backoff_min > self.reconnect_backoff_max
+        {
+            return fail("reconnect backoff must satisfy 0 < min <= max".into());
+        }
+        Ok(())
+    }
+
+    /// The QUIC client configuration: rustls per [`Self::security`] and
+    /// keep-alives so that an idle connection notices a dead node.
+    pub(crate) fn quic(&self) -> Result<quinn::ClientConfig, Error> {
+        let tls = match &self.security {
+            Security::MutualTls { ca_cert, cert, key } => tls::client_config(ca_cert, cert, key)?,
+            Security::Insecure => tls::insecure_client_config()?,
+        };
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| Error::Config(format!("TLS configuration unusable for QUIC: {e}")))?;
+        let mut transport = quinn::TransportConfig::default();
+        transport.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
+        transport.max_idle_timeout(Some(
+            quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("30 s fits a QUIC varint"),
+        ));
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        config.transport_config(Arc::new(transport));
+        Ok(config)
+    }
+}
+
+/// Keep-alive period on every connection.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// A connection silent for this long is considered lost.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -2,10 +2,12 @@
 //! ordered pair of cores, addressed by core index. Nothing else crosses
 //! cores on the data path.
 
+pub use glommio::channels::local_channel::{
+    LocalReceiver, LocalSender, new_bounded, new_unbounded,
+};
 use glommio::channels::shared_channel::{
     self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
 };
-pub use glommio::channels::local_channel::{LocalReceiver, LocalSender, new_bounded, new_unbounded};
 use std::sync::{Arc, Mutex};
 
 /// The unconnected ends of one core: built on the starting thread, moved to
@@ -21,9 +23,16 @@ pub struct MeshPorts<T: Send + 'static> {
 /// Builds the mesh for `cores` cores with `capacity` messages per channel;
 /// element i goes to core i. Wrapped so a `Fn + Sync` core factory can take
 /// its own ports.
-pub fn full_mesh<T: Send + 'static>(cores: usize, capacity: usize) -> Arc<Mutex<Vec<Option<MeshPorts<T>>>>> {
+pub fn full_mesh<T: Send + 'static>(
+    cores: usize,
+    capacity: usize,
+) -> Arc<Mutex<Vec<Option<MeshPorts<T>>>>> {
     let mut ports: Vec<MeshPorts<T>> = (0..cores)
-        .map(|core| MeshPorts { core, senders: (0..cores).map(|_| None).collect(), receivers: Vec::new() })
+        .map(|core| MeshPorts {
+            core,
+            senders: (0..cores).map(|_| None).collect(),
+            receivers: Vec::new(),
+        })
         .collect();
     for from in 0..cores {
         for to in 0..cores {
@@ -71,7 +80,13 @@ impl<T: Send + 'static> MeshPorts<T> {
         for (from, task) in receivers {
             connected_receivers.push((from, MeshReceiver { inner: task.await }));
         }
-        (MeshSenders { core: self.core, senders: connected_senders }, connected_receivers)
+        (
+            MeshSenders {
+                core: self.core,
+                senders: connected_senders,
+            },
+            connected_receivers,
+        )
     }
 }
 
@@ -86,7 +101,9 @@ impl<T: Send + 'static> MeshSenders<T> {
     /// # Panics
     /// If `to` is this core or out of range (a routing bug).
     pub async fn send_to(&self, to: usize, msg: T) -> Result<(), T> {
-        let sender = self.senders[to].as_ref().expect("no channel from a core to itself");
+        let sender = self.senders[to]
+            .as_ref()
+            .expect("no channel from a core to itself");
         sender.send(msg).await.map_err(|err| match err {
             glommio::GlommioError::Closed(glommio::ResourceType::Channel(msg))
             | glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(msg)) => msg,

@@ -11,7 +11,6 @@
 //! [`REQUEST_HEAD_BYTES_MAX`] bytes and [`HEADERS_MAX`] header lines.
 //! Only `GET` and `HEAD` are served.
 
-
 use crate::metrics::Metrics;
 use anyhow::Context;
 use std::io::{ErrorKind, Read, Write};

@@ -9,7 +9,6 @@
 //! process that opened the old file and one that creates a new file both
 //! believe they hold the lock.
 
-
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,6 @@
 //! Log output: `tracing` events to stderr, as pretty text or one JSON object
 //! per line, filtered by `RUST_LOG` (default `info`).
 
-
 use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 

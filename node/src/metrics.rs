@@ -8,7 +8,6 @@
 //! which Prometheus tolerates; a histogram's `_count` is always the sum of
 //! the bucket counts it printed, as the format requires.
 
-
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -27,10 +27,13 @@ use zerocopy::IntoBytes;
 /// Log sequence number of a record; the first record is 1.
 pub type Lsn = u64;
 
+/// Receives the latency of one durability step.
+type DurabilityObserver = Rc<dyn Fn(std::time::Duration)>;
+
 thread_local! {
     /// Told how long each durability step (an O_DSYNC group write or an
     /// fdatasync) took on this thread; metrics hook of the owning core.
-    static DURABILITY_OBSERVER: RefCell<Option<Rc<dyn Fn(std::time::Duration)>>> =
+    static DURABILITY_OBSERVER: RefCell<Option<DurabilityObserver>> =
         const { RefCell::new(None) };
 }
 

@@ -1,15 +1,17 @@
 //! One core of a running node: its shards' engines, its QUIC endpoint, the
 //! requests in flight on it, and its links to the other cores.
 
-use super::exec::{self, error};
 use super::NodeShared;
+use super::exec::{self, error};
 use crate::metrics::Op;
+use ferrisdb_io::RealDisk;
 use ferrisdb_io::mesh::{LocalSender, MeshReceiver, MeshSenders};
 use ferrisdb_io::notify::Notify;
-use ferrisdb_io::RealDisk;
 use ferrisdb_lsm::Engine;
 use ferrisdb_proto::frame::encode_response;
-use ferrisdb_proto::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, ShardInfo, WriteOp};
+use ferrisdb_proto::{
+    ErrorCode, Request, RequestFrame, Response, ResponseFrame, ShardInfo, WriteOp,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -18,8 +20,15 @@ use std::time::Duration;
 
 /// What crosses between cores: a misrouted request, and its replies.
 pub enum MeshMsg {
-    Forward { tag: u64, from: usize, frame: RequestFrame },
-    Reply { tag: u64, frame: ResponseFrame },
+    Forward {
+        tag: u64,
+        from: usize,
+        frame: RequestFrame,
+    },
+    Reply {
+        tag: u64,
+        frame: ResponseFrame,
+    },
 }
 
 /// Where a request's responses go.
@@ -41,14 +50,21 @@ pub struct Out {
 
 impl Out {
     pub fn new(sink: Sink) -> Out {
-        Out { sink, failed: Cell::new(false) }
+        Out {
+            sink,
+            failed: Cell::new(false),
+        }
     }
 
     pub async fn emit(&self, core: &Core, id: u64, response: Response) {
         if matches!(response, Response::Error(_)) {
             self.failed.set(true);
         }
-        let frame = ResponseFrame { id, shard_map_version: core.node.map.version, response };
+        let frame = ResponseFrame {
+            id,
+            shard_map_version: core.node.map.version,
+            response,
+        };
         match &self.sink {
             Sink::Lane(tx) => match encode_response(&frame) {
                 // A closed lane means the client went away: nothing to tell.
@@ -124,7 +140,12 @@ impl Core {
 
     /// This core's shards and their engines, by shard id.
     pub fn engines(&self) -> Vec<(u32, Rc<Engine<RealDisk>>)> {
-        let mut all: Vec<_> = self.engines.borrow().iter().map(|(id, e)| (*id, e.clone())).collect();
+        let mut all: Vec<_> = self
+            .engines
+            .borrow()
+            .iter()
+            .map(|(id, e)| (*id, e.clone()))
+            .collect();
         all.sort_by_key(|(id, _)| *id);
         all
     }
@@ -162,7 +183,11 @@ impl Core {
         let deadline = std::time::Instant::now() + grace;
         while self.inflight.get() > 0 && std::time::Instant::now() < deadline {
             let idle = self.idle.notified();
-            futures_lite::future::or(idle, ferrisdb_io::executor::sleep(Duration::from_millis(20))).await;
+            futures_lite::future::or(
+                idle,
+                ferrisdb_io::executor::sleep(Duration::from_millis(20)),
+            )
+            .await;
         }
     }
 
@@ -174,7 +199,13 @@ impl Core {
         let op = op_of(&frame.request);
         let started = std::time::Instant::now();
         if self.stopping.get() {
-            return out.emit(self, id, error(ErrorCode::ShuttingDown, "the node is shutting down")).await;
+            return out
+                .emit(
+                    self,
+                    id,
+                    error(ErrorCode::ShuttingDown, "the node is shutting down"),
+                )
+                .await;
         }
         if let Err((code, message)) = frame.request.validate() {
             return out.emit(self, id, error(code, message)).await;
@@ -198,11 +229,30 @@ impl Core {
             })
         };
         let deadline = ferrisdb_io::executor::sleep(Duration::from_millis(u64::from(timeout_ms)));
-        let timed_out = futures_lite::future::or(async { work.await; false }, async { deadline.await; true }).await;
+        let timed_out = futures_lite::future::or(
+            async {
+                work.await;
+                false
+            },
+            async {
+                deadline.await;
+                true
+            },
+        )
+        .await;
         if timed_out && !done.get() {
-            out.emit(self, id, error(ErrorCode::Timeout, format!("no result within {timeout_ms} ms"))).await;
+            out.emit(
+                self,
+                id,
+                error(
+                    ErrorCode::Timeout,
+                    format!("no result within {timeout_ms} ms"),
+                ),
+            )
+            .await;
         }
-        self.metrics().record_request(op, started.elapsed(), !out.failed.get());
+        self.metrics()
+            .record_request(op, started.elapsed(), !out.failed.get());
         self.inflight.set(self.inflight.get() - 1);
         if self.inflight.get() == 0 {
             self.idle.notify_all();
@@ -222,18 +272,28 @@ impl Core {
                 let first = map.shard_for(start).map(|s| s.id);
                 let last = map.shard_for(end).map(|s| s.id);
                 if first != last {
-                    return self.delete_range_across_shards(id, start.clone(), end.clone(), out).await;
+                    return self
+                        .delete_range_across_shards(id, start.clone(), end.clone(), out)
+                        .await;
                 }
             }
             Request::Batch { ops } => {
                 if let Err(message) = single_shard(map, ops) {
-                    return out.emit(self, id, error(ErrorCode::BadRequest, message)).await;
+                    return out
+                        .emit(self, id, error(ErrorCode::BadRequest, message))
+                        .await;
                 }
             }
             _ => {}
         }
         let Some(shard) = self.owner(&frame.request).cloned() else {
-            return out.emit(self, id, error(ErrorCode::InvalidRange, "the scan range is empty")).await;
+            return out
+                .emit(
+                    self,
+                    id,
+                    error(ErrorCode::InvalidRange, "the scan range is empty"),
+                )
+                .await;
         };
         if shard.core as usize == self.index {
             exec::execute(self, &shard, frame.request, out, id).await;
@@ -246,12 +306,16 @@ impl Core {
     fn owner(&self, request: &Request) -> Option<&ShardInfo> {
         let map = &self.node.map;
         match request {
-            Request::Scan { end, reverse: true, .. } => match end {
+            Request::Scan {
+                end, reverse: true, ..
+            } => match end {
                 ferrisdb_proto::KeyBound::Unbounded => map.shards.last(),
                 ferrisdb_proto::KeyBound::Included(k) => map.shard_for(k),
                 // The last key before `k` lives in the shard starting before it.
                 ferrisdb_proto::KeyBound::Excluded(k) => {
-                    let idx = map.shards.partition_point(|s| s.start.as_slice() < k.as_slice());
+                    let idx = map
+                        .shards
+                        .partition_point(|s| s.start.as_slice() < k.as_slice());
                     idx.checked_sub(1).map(|i| &map.shards[i])
                 }
             },
@@ -263,15 +327,34 @@ impl Core {
     async fn forward(&self, to: usize, frame: RequestFrame, out: &Out) {
         let id = frame.id;
         let Some(mesh) = &self.mesh else {
-            return out.emit(self, id, error(ErrorCode::WrongShard, "no such core")).await;
+            return out
+                .emit(self, id, error(ErrorCode::WrongShard, "no such core"))
+                .await;
         };
         let tag = self.next_tag.get();
         self.next_tag.set(tag + 1);
         let (tx, rx) = ferrisdb_io::mesh::new_unbounded();
         self.pending.borrow_mut().insert(tag, Rc::new(tx));
-        if mesh.send_to(to, MeshMsg::Forward { tag, from: self.index, frame }).await.is_err() {
+        if mesh
+            .send_to(
+                to,
+                MeshMsg::Forward {
+                    tag,
+                    from: self.index,
+                    frame,
+                },
+            )
+            .await
+            .is_err()
+        {
             self.pending.borrow_mut().remove(&tag);
-            return out.emit(self, id, error(ErrorCode::ShuttingDown, "the owning core has stopped")).await;
+            return out
+                .emit(
+                    self,
+                    id,
+                    error(ErrorCode::ShuttingDown, "the owning core has stopped"),
+                )
+                .await;
         }
         while let Some(reply) = rx.recv().await {
             let last = is_final(&reply.response);
@@ -287,11 +370,17 @@ impl Core {
     pub async fn serve_mesh(self: Rc<Self>, from: usize, rx: MeshReceiver<MeshMsg>) {
         while let Some(msg) = rx.recv().await {
             match msg {
-                MeshMsg::Forward { tag, from: origin, frame } => {
+                MeshMsg::Forward {
+                    tag,
+                    from: origin,
+                    frame,
+                } => {
                     debug_assert_eq!(origin, from);
                     let core = self.clone();
                     ferrisdb_io::executor::spawn(async move {
-                        let Some(shard) = core.owner(&frame.request).cloned() else { return };
+                        let Some(shard) = core.owner(&frame.request).cloned() else {
+                            return;
+                        };
                         let out = Out::new(Sink::Mesh { core: origin, tag });
                         exec::execute(&core, &shard, frame.request, &out, frame.id).await;
                     })
@@ -309,7 +398,13 @@ impl Core {
 
     /// A delete_range over several shards: one sub-range per shard, each on
     /// its owning core. Atomic per shard, not across shards (documented).
-    async fn delete_range_across_shards(self: &Rc<Self>, id: u64, start: Vec<u8>, end: Vec<u8>, out: &Out) {
+    async fn delete_range_across_shards(
+        self: &Rc<Self>,
+        id: u64,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        out: &Out,
+    ) {
         let map = &self.node.map;
         let mut version = 0;
         for shard in map.shards.iter() {
@@ -318,15 +413,21 @@ impl Core {
             if !(below_end && above_start) {
                 continue;
             }
-            let (sub_start, sub_end) = (start.clone().max(shard.start.clone()), match &shard.end {
-                Some(e) if *e < end => e.clone(),
-                _ => end.clone(),
-            });
+            let (sub_start, sub_end) = (
+                start.clone().max(shard.start.clone()),
+                match &shard.end {
+                    Some(e) if *e < end => e.clone(),
+                    _ => end.clone(),
+                },
+            );
             let frame = RequestFrame {
                 id,
                 shard_map_version: map.version,
                 timeout_ms: 0,
-                request: Request::DeleteRange { start: sub_start, end: sub_end },
+                request: Request::DeleteRange {
+                    start: sub_start,
+                    end: sub_end,
+                },
             };
             let (tx, rx) = ferrisdb_io::mesh::new_bounded(1);
             let sub = Out::new(Sink::Local(Rc::new(tx)));
@@ -339,7 +440,11 @@ impl Core {
             match rx.recv().await.map(|f| f.response) {
                 Some(Response::Written { version: v }) => version = version.max(v),
                 Some(other) => return out.emit(self, id, other).await,
-                None => return out.emit(self, id, error(ErrorCode::Internal, "sub-request lost")).await,
+                None => {
+                    return out
+                        .emit(self, id, error(ErrorCode::Internal, "sub-request lost"))
+                        .await;
+                }
             }
         }
         out.emit(self, id, Response::Written { version }).await;
@@ -370,11 +475,20 @@ fn single_shard(map: &ferrisdb_proto::ShardMap, ops: &[WriteOp]) -> Result<(), S
         for (i, key) in keys.into_iter().flatten().enumerate() {
             let shard = map.shard_for(key).map(|s| s.id);
             // A range's end may be the next shard's start (it is exclusive).
-            let shard = if i == 1 { shard.filter(|_| map.shard_for(key).is_some_and(|s| s.start != key)).or(first) } else { shard };
+            let shard = if i == 1 {
+                shard
+                    .filter(|_| map.shard_for(key).is_some_and(|s| s.start != key))
+                    .or(first)
+            } else {
+                shard
+            };
             match first {
                 None => first = shard,
                 Some(f) if Some(f) != shard => {
-                    return Err(format!("a batch must stay within one shard; it touches shards {f} and {}", shard.unwrap_or(0)));
+                    return Err(format!(
+                        "a batch must stay within one shard; it touches shards {f} and {}",
+                        shard.unwrap_or(0)
+                    ));
                 }
                 _ => {}
             }

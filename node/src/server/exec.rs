@@ -25,7 +25,10 @@ const CHUNK_FLUSH_BYTES: usize = SCAN_CHUNK_BYTES_MAX
     - ferrisdb_proto::VALUE_BYTES_MAX;
 
 pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
-    Response::Error(ErrorReply { code, message: message.into() })
+    Response::Error(ErrorReply {
+        code,
+        message: message.into(),
+    })
 }
 
 fn storage_error(err: &ferrisdb_lsm::Error) -> Response {
@@ -44,7 +47,15 @@ fn storage_error(err: &ferrisdb_lsm::Error) -> Response {
 /// response(s) to `out`.
 pub async fn execute(core: &Core, shard: &ShardInfo, request: Request, out: &Out, id: u64) {
     let Some(engine) = core.engine(shard.id) else {
-        out.emit(core, id, error(ErrorCode::Internal, format!("shard {} is not open on core {}", shard.id, core.index()))).await;
+        out.emit(
+            core,
+            id,
+            error(
+                ErrorCode::Internal,
+                format!("shard {} is not open on core {}", shard.id, core.index()),
+            ),
+        )
+        .await;
         return;
     };
     let response = match request {
@@ -59,8 +70,26 @@ pub async fn execute(core: &Core, shard: &ShardInfo, request: Request, out: &Out
             write(&engine, &[WriteOp::DeleteRange { start, end }]).await
         }
         Request::Batch { ops } => write(&engine, &ops).await,
-        Request::Scan { start, end, limit, reverse } => {
-            scan(core, &engine, shard, ScanRequest { start, end, limit, reverse }, out, id).await;
+        Request::Scan {
+            start,
+            end,
+            limit,
+            reverse,
+        } => {
+            scan(
+                core,
+                &engine,
+                shard,
+                ScanRequest {
+                    start,
+                    end,
+                    limit,
+                    reverse,
+                },
+                out,
+                id,
+            )
+            .await;
             return;
         }
         Request::ShardMap | Request::Status => error(ErrorCode::Internal, "not a shard request"),
@@ -87,7 +116,10 @@ async fn write(engine: &Engine<RealDisk>, ops: &[WriteOp]) -> Response {
             WriteOp::DeleteRange { start, end } => batch.delete_range(start.clone(), end.clone()),
         };
     }
-    let opts = WriteOptions { sync: true, ..WriteOptions::default() };
+    let opts = WriteOptions {
+        sync: true,
+        ..WriteOptions::default()
+    };
     match engine.write(batch, &opts).await {
         Ok(version) => Response::Written { version },
         Err(err) => storage_error(&err),
@@ -121,8 +153,11 @@ fn engine_bounds(shard: &ShardInfo, req: &ScanRequest) -> (Vec<u8>, Option<Vec<u
         KeyBound::Included(k) => Some(successor(k)),
         KeyBound::Excluded(k) => Some(k.clone()),
     };
-    let (lower, lower_cut) =
-        if lower < shard.start { (shard.start.clone(), true) } else { (lower, false) };
+    let (lower, lower_cut) = if lower < shard.start {
+        (shard.start.clone(), true)
+    } else {
+        (lower, false)
+    };
     let (upper, upper_cut) = match (&shard.end, upper) {
         (Some(se), None) => (Some(se.clone()), true),
         (Some(se), Some(u)) if *se < u => (Some(se.clone()), true),
@@ -140,9 +175,16 @@ async fn scan(
     out: &Out,
     id: u64,
 ) {
-    let limit = if req.limit == 0 { SCAN_LIMIT_MAX } else { req.limit } as usize;
+    let limit = if req.limit == 0 {
+        SCAN_LIMIT_MAX
+    } else {
+        req.limit
+    } as usize;
     let (lower, upper, cut) = engine_bounds(shard, &req);
-    let opts = ScanOptions { reverse: req.reverse, ..ScanOptions::default() };
+    let opts = ScanOptions {
+        reverse: req.reverse,
+        ..ScanOptions::default()
+    };
     let mut iter = match engine.iter(Some(&lower), upper.as_deref(), &opts).await {
         Ok(iter) => iter,
         Err(err) => return out.emit(core, id, storage_error(&err)).await,
@@ -162,7 +204,16 @@ async fn scan(
                     sent += chunk.len();
                     let entries = std::mem::take(&mut chunk);
                     chunk_bytes = 0;
-                    out.emit(core, id, Response::ScanChunk { entries, done: false, resume: None }).await;
+                    out.emit(
+                        core,
+                        id,
+                        Response::ScanChunk {
+                            entries,
+                            done: false,
+                            resume: None,
+                        },
+                    )
+                    .await;
                     if out.is_closed() {
                         return;
                     }
@@ -182,7 +233,16 @@ async fn scan(
     } else {
         None
     };
-    out.emit(core, id, Response::ScanChunk { entries: chunk, done: true, resume }).await;
+    out.emit(
+        core,
+        id,
+        Response::ScanChunk {
+            entries: chunk,
+            done: true,
+            resume,
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]
@@ -190,33 +250,72 @@ mod tests {
     use super::*;
 
     fn shard(start: &[u8], end: Option<&[u8]>) -> ShardInfo {
-        ShardInfo { id: 1, start: start.to_vec(), end: end.map(<[u8]>::to_vec), core: 0 }
+        ShardInfo {
+            id: 1,
+            start: start.to_vec(),
+            end: end.map(<[u8]>::to_vec),
+            core: 0,
+        }
     }
 
     fn req(start: KeyBound, end: KeyBound, reverse: bool) -> ScanRequest {
-        ScanRequest { start, end, limit: 0, reverse }
+        ScanRequest {
+            start,
+            end,
+            limit: 0,
+            reverse,
+        }
     }
 
     #[test]
     fn scan_bounds_are_clamped_to_the_shard_and_report_the_cut() {
         let s = shard(b"m", Some(b"t"));
-        let (lo, hi, cut) = engine_bounds(&s, &req(KeyBound::Unbounded, KeyBound::Unbounded, false));
-        assert_eq!((lo.as_slice(), hi.as_deref(), cut), (&b"m"[..], Some(&b"t"[..]), true));
         let (lo, hi, cut) =
-            engine_bounds(&s, &req(KeyBound::Excluded(b"n".to_vec()), KeyBound::Included(b"p".to_vec()), false));
-        assert_eq!((lo, hi, cut), (b"n\0".to_vec(), Some(b"p\0".to_vec()), false));
+            engine_bounds(&s, &req(KeyBound::Unbounded, KeyBound::Unbounded, false));
+        assert_eq!(
+            (lo.as_slice(), hi.as_deref(), cut),
+            (&b"m"[..], Some(&b"t"[..]), true)
+        );
+        let (lo, hi, cut) = engine_bounds(
+            &s,
+            &req(
+                KeyBound::Excluded(b"n".to_vec()),
+                KeyBound::Included(b"p".to_vec()),
+                false,
+            ),
+        );
+        assert_eq!(
+            (lo, hi, cut),
+            (b"n\0".to_vec(), Some(b"p\0".to_vec()), false)
+        );
         // Reverse scans are cut at the shard's start.
-        let (_, _, cut) = engine_bounds(&s, &req(KeyBound::Unbounded, KeyBound::Excluded(b"q".to_vec()), true));
+        let (_, _, cut) = engine_bounds(
+            &s,
+            &req(KeyBound::Unbounded, KeyBound::Excluded(b"q".to_vec()), true),
+        );
         assert!(cut);
         let last = shard(b"t", None);
-        let (_, hi, cut) = engine_bounds(&last, &req(KeyBound::Included(b"u".to_vec()), KeyBound::Unbounded, false));
+        let (_, hi, cut) = engine_bounds(
+            &last,
+            &req(
+                KeyBound::Included(b"u".to_vec()),
+                KeyBound::Unbounded,
+                false,
+            ),
+        );
         assert_eq!((hi, cut), (None, false));
     }
 
     #[test]
     fn delete_ranges_are_clamped_to_the_shard() {
         let s = shard(b"m", Some(b"t"));
-        assert_eq!(clamp_range(&s, b"a".to_vec(), b"z".to_vec()), (b"m".to_vec(), b"t".to_vec()));
-        assert_eq!(clamp_range(&s, b"n".to_vec(), b"o".to_vec()), (b"n".to_vec(), b"o".to_vec()));
+        assert_eq!(
+            clamp_range(&s, b"a".to_vec(), b"z".to_vec()),
+            (b"m".to_vec(), b"t".to_vec())
+        );
+        assert_eq!(
+            clamp_range(&s, b"n".to_vec(), b"o".to_vec()),
+            (b"n".to_vec(), b"o".to_vec())
+        );
     }
 }

@@ -29,7 +29,10 @@ struct Budget {
 
 /// Serves `conn` until the client or the node closes it.
 pub async fn serve_connection(core: Rc<Core>, conn: Connection) {
-    let budget = Rc::new(Budget { inflight: Cell::new(0), freed: Notify::new() });
+    let budget = Rc::new(Budget {
+        inflight: Cell::new(0),
+        freed: Notify::new(),
+    });
     while let Ok((send, recv)) = conn.accept_bi().await {
         ferrisdb_io::executor::spawn(serve_lane(core.clone(), send, recv, budget.clone())).detach();
     }
@@ -44,8 +47,9 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
     'read: loop {
         // Every complete frame in the buffer.
         while buf.len() - start >= FRAME_HEADER_BYTES {
-            let header_bytes: [u8; FRAME_HEADER_BYTES] =
-                buf[start..start + FRAME_HEADER_BYTES].try_into().expect("length checked");
+            let header_bytes: [u8; FRAME_HEADER_BYTES] = buf[start..start + FRAME_HEADER_BYTES]
+                .try_into()
+                .expect("length checked");
             let header = match FrameHeader::decode(&header_bytes, FrameKind::Request) {
                 Ok(h) => h,
                 Err(err) => {
@@ -94,7 +98,13 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
             Ok(None) => {
                 if buf.len() > start {
                     let have = buf.len() - start;
-                    reply_error(&tx, &core, ErrorCode::BadRequest, format!("stream ended inside a frame ({have} bytes)")).await;
+                    reply_error(
+                        &tx,
+                        &core,
+                        ErrorCode::BadRequest,
+                        format!("stream ended inside a frame ({have} bytes)"),
+                    )
+                    .await;
                 }
                 break;
             }
@@ -107,8 +117,17 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
 
 /// An error that belongs to no request (the frame could not be read): sent
 /// with request id 0.
-async fn reply_error(tx: &Rc<ferrisdb_io::mesh::LocalSender<Vec<u8>>>, core: &Core, code: ErrorCode, message: String) {
-    let frame = ResponseFrame { id: 0, shard_map_version: core.node.map.version, response: error(code, message) };
+async fn reply_error(
+    tx: &Rc<ferrisdb_io::mesh::LocalSender<Vec<u8>>>,
+    core: &Core,
+    code: ErrorCode,
+    message: String,
+) {
+    let frame = ResponseFrame {
+        id: 0,
+        shard_map_version: core.node.map.version,
+        response: error(code, message),
+    };
     if let Ok(bytes) = encode_response(&frame) {
         let _ = tx.send(bytes).await;
     }

@@ -33,7 +33,13 @@ pub fn shard_dir(data_dir: &Path, id: u32) -> PathBuf {
 
 /// Evenly spaced two-byte boundaries for `count` shards.
 fn initial_boundaries(count: u32) -> Vec<Vec<u8>> {
-    (1..count).map(|i| (((u64::from(i) << 16) / u64::from(count)) as u16).to_be_bytes().to_vec()).collect()
+    (1..count)
+        .map(|i| {
+            (((u64::from(i) << 16) / u64::from(count)) as u16)
+                .to_be_bytes()
+                .to_vec()
+        })
+        .collect()
 }
 
 /// Core serving shard `id` of `count` when there are `cores` cores:
@@ -44,14 +50,24 @@ fn core_of(id: u32, count: u32, cores: usize) -> u32 {
 
 /// Reads the layout of `data_dir`, or creates it with `cores *
 /// shards_per_core` shards, and returns the shard map for `cores` cores.
-pub fn open_or_create(data_dir: &Path, cores: usize, shards_per_core: u32, base_port: u16) -> anyhow::Result<ShardMap> {
+pub fn open_or_create(
+    data_dir: &Path,
+    cores: usize,
+    shards_per_core: u32,
+    base_port: u16,
+) -> anyhow::Result<ShardMap> {
     let path = data_dir.join(LAYOUT_FILE);
     let mut file = if path.exists() {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-        let file: LayoutFile =
-            serde_json::from_str(&text).with_context(|| format!("parse shard layout {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        let file: LayoutFile = serde_json::from_str(&text)
+            .with_context(|| format!("parse shard layout {}", path.display()))?;
         if file.format != LAYOUT_FORMAT {
-            bail!("shard layout {} has format {}; this build reads format {LAYOUT_FORMAT}", path.display(), file.format);
+            bail!(
+                "shard layout {} has format {}; this build reads format {LAYOUT_FORMAT}",
+                path.display(),
+                file.format
+            );
         }
         file
     } else {
@@ -60,7 +76,12 @@ pub fn open_or_create(data_dir: &Path, cores: usize, shards_per_core: u32, base_
             bail!("{count} shards requested; a node holds 1..={SHARDS_MAX}");
         }
         let boundaries = initial_boundaries(count).iter().map(|b| hex(b)).collect();
-        LayoutFile { format: LAYOUT_FORMAT, boundaries, map_version: 1, cores }
+        LayoutFile {
+            format: LAYOUT_FORMAT,
+            boundaries,
+            map_version: 1,
+            cores,
+        }
     };
     if file.cores != cores {
         file.cores = cores;
@@ -85,8 +106,14 @@ fn build_map(file: &LayoutFile, base_port: u16) -> anyhow::Result<ShardMap> {
             core: core_of(id, count, cores),
         })
         .collect();
-    let core_ports = (0..cores).map(|i| base_port.saturating_add(i as u16)).collect();
-    let map = ShardMap { version: file.map_version, core_ports, shards };
+    let core_ports = (0..cores)
+        .map(|i| base_port.saturating_add(i as u16))
+        .collect();
+    let map = ShardMap {
+        version: file.map_version,
+        core_ports,
+        shards,
+    };
     if !map.is_well_formed() {
         bail!("boundaries are not strictly increasing");
     }
@@ -96,10 +123,14 @@ fn build_map(file: &LayoutFile, base_port: u16) -> anyhow::Result<ShardMap> {
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut f = std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("write {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename {} into place", tmp.display()))?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("sync {}", dir.display()))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("sync {}", dir.display()))?;
     }
     Ok(())
 }
@@ -112,7 +143,10 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,12 +9,11 @@ mod lane;
 pub mod layout;
 mod tls;
 
-
 use self::core::{Core, MeshMsg};
 use crate::config::NodeConfig;
 use anyhow::Context;
-use ferrisdb_io::quic::{Endpoint, EndpointLimits};
 use ferrisdb_io::RealDisk;
+use ferrisdb_io::quic::{Endpoint, EndpointLimits};
 use ferrisdb_lsm::{BlockCache, Engine, Options};
 use ferrisdb_proto::ShardMap;
 use std::collections::HashMap;
@@ -83,10 +82,17 @@ mod signals {
 fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let data_dir = &config.data_dir;
     let lock = crate::lock::DataDirLock::acquire(data_dir)?;
-    let map = layout::open_or_create(data_dir, config.cores, config.shards_per_core, config.listen.port())?;
+    let map = layout::open_or_create(
+        data_dir,
+        config.cores,
+        config.shards_per_core,
+        config.listen.port(),
+    )?;
     let server_config = tls::server_config(&config)?;
     let cores = config.cores;
-    let core_status: Vec<_> = (0..cores).map(|_| Mutex::new(serde_json::Value::Null)).collect();
+    let core_status: Vec<_> = (0..cores)
+        .map(|_| Mutex::new(serde_json::Value::Null))
+        .collect();
     let node = Arc::new_cyclic(|weak: &std::sync::Weak<NodeShared>| {
         let weak = weak.clone();
         NodeShared {
@@ -95,12 +101,18 @@ fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             map,
             stop: AtomicBool::new(false),
             core_status,
-            status_json: Box::new(move || weak.upgrade().map_or(serde_json::Value::Null, |n| n.status())),
+            status_json: Box::new(move || {
+                weak.upgrade()
+                    .map_or(serde_json::Value::Null, |n| n.status())
+            }),
         }
     });
     let status_fn: crate::admin::StatusFn = {
         let node = Arc::downgrade(&node);
-        Arc::new(move || node.upgrade().map_or(serde_json::Value::Null, |n| n.status()))
+        Arc::new(move || {
+            node.upgrade()
+                .map_or(serde_json::Value::Null, |n| n.status())
+        })
     };
     let admin = crate::admin::spawn(config.admin, node.metrics.clone(), status_fn)?;
     tracing::info!(data_dir = %lock.dir().display(), admin = %admin.local_addr(), cores, "node starting");
@@ -120,7 +132,9 @@ fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let mesh = ferrisdb_io::mesh::full_mesh::<MeshMsg>(cores, MESH_CHANNEL_MESSAGES);
     let results = ferrisdb_io::executor::run_pinned(cores, move |core| {
         let node = node.clone();
-        let ports = mesh.lock().expect("mesh lock")[core].take().expect("each core takes its ports once");
+        let ports = mesh.lock().expect("mesh lock")[core]
+            .take()
+            .expect("each core takes its ports once");
         let server_config = server_config.clone();
         async move {
             let result = run_core(core, node.clone(), ports, server_config).await;
@@ -151,7 +165,10 @@ async fn run_core(
 ) -> anyhow::Result<()> {
     let config = &node.config;
     let cache = BlockCache::new(config.block_cache_bytes as usize);
-    let opts = Options { memtable_bytes_max: config.memtable_bytes as usize, ..Options::default() };
+    let opts = Options {
+        memtable_bytes_max: config.memtable_bytes as usize,
+        ..Options::default()
+    };
     let mut engines = HashMap::new();
     for shard in node.map.shards.iter().filter(|s| s.core as usize == index) {
         let dir = layout::shard_dir(&config.data_dir, shard.id);
@@ -162,7 +179,9 @@ async fn run_core(
     }
     {
         let node = node.clone();
-        ferrisdb_io::log::observe_durability(move |latency| node.metrics.core(index).record_fsync(latency));
+        ferrisdb_io::log::observe_durability(move |latency| {
+            node.metrics.core(index).record_fsync(latency)
+        });
     }
     let (senders, receivers) = ports.connect().await;
     let core = Rc::new(Core::new(index, node.clone(), engines, Some(senders)));
@@ -188,13 +207,18 @@ async fn run_core(
         publish_gauges(&core, &endpoint, busy.ratio());
         ferrisdb_io::executor::sleep(TICK).await;
     }
-    tracing::info!(core = index, inflight = core.inflight(), "stopping: draining requests");
+    tracing::info!(
+        core = index,
+        inflight = core.inflight(),
+        "stopping: draining requests"
+    );
     core.begin_stop();
     core.drain(DRAIN_GRACE).await;
-    endpoint.close(SHUTDOWN_CODE, b"node shutting down", CLOSE_GRACE).await;
+    endpoint
+        .close(SHUTDOWN_CODE, b"node shutting down", CLOSE_GRACE)
+        .await;
     acceptor.await;
     core.close_engines().await
-
 }
 
 /// Fraction of wall time the core spent running tasks since the last call.
@@ -205,11 +229,17 @@ struct BusyMeter {
 
 impl BusyMeter {
     fn new() -> BusyMeter {
-        BusyMeter { busy: ferrisdb_io::executor::busy_time(), at: std::time::Instant::now() }
+        BusyMeter {
+            busy: ferrisdb_io::executor::busy_time(),
+            at: std::time::Instant::now(),
+        }
     }
 
     fn ratio(&mut self) -> f64 {
-        let (busy, at) = (ferrisdb_io::executor::busy_time(), std::time::Instant::now());
+        let (busy, at) = (
+            ferrisdb_io::executor::busy_time(),
+            std::time::Instant::now(),
+        );
         let wall = at.duration_since(self.at).as_secs_f64();
         // glommio updates its runtime counter in steps; it can read lower than
         // a previous reading taken mid-step.
@@ -261,7 +291,11 @@ fn core_status(core: &Core) -> serde_json::Value {
 impl NodeShared {
     /// The node's status as JSON (served on `/status` and to `Status` requests).
     pub fn status(&self) -> serde_json::Value {
-        let cores: Vec<_> = self.core_status.iter().map(|s| s.lock().expect("status lock").clone()).collect();
+        let cores: Vec<_> = self
+            .core_status
+            .iter()
+            .map(|s| s.lock().expect("status lock").clone())
+            .collect();
         serde_json::json!({
             "node": { "version": env!("CARGO_PKG_VERSION"), "data_dir": self.config.data_dir, "listen": self.config.listen.to_string() },
             "shard_map_version": self.map.version,

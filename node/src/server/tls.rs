@@ -16,11 +16,18 @@ const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
 
 pub fn server_config(config: &NodeConfig) -> anyhow::Result<ServerConfig> {
     let tls = if config.insecure {
-        let (cert, key) = crate::cert::self_signed_node().context("make a throwaway certificate")?;
+        let (cert, key) =
+            crate::cert::self_signed_node().context("make a throwaway certificate")?;
         ferrisdb_proto::tls::insecure_server_config(cert, key)?
     } else {
-        let missing = |what: &str| anyhow::anyhow!("TLS {what} is not configured (give --{what} or --insecure)");
-        let ca = config.tls.ca_cert.as_deref().ok_or_else(|| missing("ca-cert"))?;
+        let missing = |what: &str| {
+            anyhow::anyhow!("TLS {what} is not configured (give --{what} or --insecure)")
+        };
+        let ca = config
+            .tls
+            .ca_cert
+            .as_deref()
+            .ok_or_else(|| missing("ca-cert"))?;
         let cert = config.tls.cert.as_deref().ok_or_else(|| missing("cert"))?;
         let key = config.tls.key.as_deref().ok_or_else(|| missing("key"))?;
         ferrisdb_proto::tls::server_config(ca, cert, key)?
@@ -34,8 +41,9 @@ pub fn server_config(config: &NodeConfig) -> anyhow::Result<ServerConfig> {
         .stream_receive_window(VarInt::from_u32(STREAM_WINDOW_BYTES))
         .receive_window(VarInt::from_u32(CONNECTION_WINDOW_BYTES))
         .send_window(u64::from(CONNECTION_WINDOW_BYTES))
-        .max_idle_timeout(Some(IdleTimeout::try_from(IDLE_TIMEOUT).expect("60 s fits")));
+        .max_idle_timeout(Some(
+            IdleTimeout::try_from(IDLE_TIMEOUT).expect("60 s fits"),
+        ));
     server.transport_config(Arc::new(transport));
     Ok(server)
 }
-

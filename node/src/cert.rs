@@ -157,10 +157,6 @@ pub struct CertSet {
 
 /// Makes a CA, a node certificate (valid for 127.0.0.1, ::1 and localhost)
 /// and a client certificate named "client", all in `dir`.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "for the server and `ferrisdb demo`")
-)]
 pub fn create_all(dir: &Path, force: bool) -> anyhow::Result<CertSet> {
     let ca = create_ca(dir, CA_NAME_DEFAULT, CA_DAYS_DEFAULT, force)?;
     let node = create_node(dir, dir, "node", &[], &[], LEAF_DAYS_DEFAULT, force)?;

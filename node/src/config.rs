@@ -72,7 +72,7 @@ pub const ADMIN_DEFAULT: SocketAddr =
 pub const CORES_DEFAULT: usize = 1;
 /// Cores one node runs at most (also bounded by the CPUs available to it).
 pub const CORES_MAX: usize = 64;
-pub const SHARDS_PER_CORE_DEFAULT: u32 = 4;
+pub const SHARDS_PER_CORE_DEFAULT: u32 = 1;
 pub const SHARDS_PER_CORE_MAX: u32 = 256;
 pub const MEMTABLE_BYTES_DEFAULT: u64 = 64 << 20;
 pub const MEMTABLE_BYTES_MIN: u64 = 64 << 10;

@@ -9,11 +9,16 @@ pub const FILTER_DEFAULT: &str = "info";
 
 /// The filter `RUST_LOG` asks for; a malformed value is an error naming it
 /// rather than silently logging less than the operator asked for.
+#[cfg(test)]
 pub fn filter(rust_log: Option<&str>) -> anyhow::Result<EnvFilter> {
+    filter_or(rust_log, FILTER_DEFAULT)
+}
+
+fn filter_or(rust_log: Option<&str>, default: &str) -> anyhow::Result<EnvFilter> {
     let directives = rust_log
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .unwrap_or(FILTER_DEFAULT);
+        .unwrap_or(default);
     EnvFilter::builder()
         .parse(directives)
         .map_err(|e| anyhow::anyhow!("environment variable RUST_LOG={directives:?}: {e}"))
@@ -22,7 +27,13 @@ pub fn filter(rust_log: Option<&str>) -> anyhow::Result<EnvFilter> {
 /// Installs the process-wide subscriber. Fails if `RUST_LOG` is malformed or
 /// a subscriber is already installed.
 pub fn init(format: LogFormat) -> anyhow::Result<()> {
-    let filter = filter(std::env::var("RUST_LOG").ok().as_deref())?;
+    init_with_default(format, FILTER_DEFAULT)
+}
+
+/// [`init`] with another filter for when `RUST_LOG` is unset (`ferrisdb demo`
+/// keeps the node quiet unless asked).
+pub fn init_with_default(format: LogFormat, default: &str) -> anyhow::Result<()> {
+    let filter = filter_or(std::env::var("RUST_LOG").ok().as_deref(), default)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -8,6 +8,7 @@
 
 mod admin;
 mod cert;
+mod demo;
 mod config;
 mod escape;
 mod inspect;
@@ -43,6 +44,9 @@ enum Command {
     Config(config::ConfigCommand),
     /// An interactive (or `--exec`) shell against a running node.
     Shell(shell::ShellArgs),
+    /// Start a local node with temporary data and certificates, run a short
+    /// workload through the client, then open a shell on it.
+    Demo(demo::DemoArgs),
     /// Status of a running node.
     Status(shell::StatusArgs),
     /// Read-only views of data files: WAL, SSTables, manifest, whole directories.
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Config(cmd) => config::run(cmd),
         Command::Shell(args) => shell::run_shell(args),
         Command::Status(args) => shell::run_status(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,

@@ -65,6 +65,25 @@ pub struct StatusArgs {
     json: bool,
 }
 
+impl ShellArgs {
+    /// An interactive shell on a node at `endpoint`, authenticated with the
+    /// given CA, client certificate and key (`ferrisdb demo`).
+    pub fn mutual_tls(endpoint: SocketAddr, ca_cert: PathBuf, cert: PathBuf, key: PathBuf) -> Self {
+        ShellArgs {
+            connect: ConnectArgs {
+                endpoint: endpoint.to_string(),
+                insecure: false,
+                ca_cert: Some(ca_cert),
+                cert: Some(cert),
+                key: Some(key),
+                server_name: None,
+                timeout_ms: 10_000,
+            },
+            exec: None,
+        }
+    }
+}
+
 /// Exit status when a command failed.
 const EXIT_COMMAND_FAILED: u8 = 1;
 

@@ -79,7 +79,8 @@ mod signals {
     }
 }
 
-fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+/// Runs a node until `stop` is set (or a core fails).
+pub fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let data_dir = &config.data_dir;
     let lock = crate::lock::DataDirLock::acquire(data_dir)?;
     let map = layout::open_or_create(

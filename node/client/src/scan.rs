@@ -1,6 +1,6 @@
 //! Streamed range scans that follow shard boundaries.
 
-use crate::client::Client;
+use crate::client::{Client, unstamped};
 use crate::connection::Responses;
 use crate::error::Error;
 use ferrisdb_proto::SCAN_LIMIT_MAX;
@@ -204,14 +204,14 @@ impl Scan {
         let requested = self.remaining.map_or(u64::from(SCAN_LIMIT_MAX), |r| {
             r.min(u64::from(SCAN_LIMIT_MAX))
         });
-        let request = Request::Scan {
+        let mut frame = unstamped(Request::Scan {
             start: self.start.clone(),
             end: self.end.clone(),
             limit: u32::try_from(requested).expect("at most SCAN_LIMIT_MAX"),
             reverse: self.reverse,
-        };
+        });
         let deadline = self.client.deadline();
-        let responses = self.client.send(core, &map, request, deadline).await?;
+        let responses = self.client.send(core, &map, &mut frame, deadline).await?;
         Ok(Part {
             responses,
             deadline,

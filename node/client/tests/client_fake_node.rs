@@ -189,6 +189,23 @@ async fn scans_cross_the_shard_boundary() {
 }
 
 #[tokio::test]
+async fn a_scan_told_wrong_shard_refreshes_and_retries() {
+    let (node, _certs, client) = two_cores("scanwrongshard").await;
+    for key in [b"b", b"n", b"x"] {
+        node.insert(key, b"v");
+    }
+    node.reply_wrong_shard(1);
+    let got: Vec<Vec<u8>> = client
+        .scan_collect(ScanOptions::all())
+        .await
+        .expect("scan")
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(got, [b"b".to_vec(), b"n".to_vec(), b"x".to_vec()]);
+}
+
+#[tokio::test]
 async fn a_call_past_its_deadline_times_out() {
     let (node, _certs, client) = two_cores("deadline").await;
     node.delay(b"slow", Duration::from_secs(3));

@@ -109,7 +109,7 @@ impl Client {
                 })),
                 map_refresh: tokio::sync::Mutex::new(()),
                 cores: Mutex::new(HashMap::new()),
-                // 0 is the id of stream-level errors (see `lane`).
+                // 0 is `STREAM_ERROR_ID`.
                 next_id: AtomicU64::new(1),
             });
             let client = Client { inner, timeout };

@@ -7,7 +7,7 @@
 //! to the waiter registered under its request id.
 
 use bytes::Bytes;
-use ferrisdb_proto::{ErrorReply, FrameDecoder, Response, ResponseFrame};
+use ferrisdb_proto::{ErrorReply, FrameDecoder, Response, ResponseFrame, STREAM_ERROR_ID};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -237,11 +237,6 @@ fn dispatch_chunk(
     }
     Ok(())
 }
-
-/// Id of a response about the stream itself (the node could not read a
-/// frame header, so it cannot know which request it was); the node closes
-/// the lane after it. Request ids start at 1.
-const STREAM_ERROR_ID: u64 = 0;
 
 fn stream_error(response: Response) -> LaneFailure {
     match response {

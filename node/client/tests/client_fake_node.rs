@@ -7,7 +7,7 @@ use fake_node::{FakeNode, TestCerts, make_certs, test_dir};
 use ferrisdb_client::{
     Batch, Client, ClientConfig, Error, ErrorCode, KeyBound, ScanOptions, Security,
 };
-use ferrisdb_proto::{KEY_BYTES_MAX, Request, VALUE_BYTES_MAX};
+use ferrisdb_proto::{KEY_BYTES_MAX, ProtoError, Request, VALUE_BYTES_MAX};
 use std::time::{Duration, Instant};
 
 fn config(node: &FakeNode, certs: &TestCerts) -> ClientConfig {
@@ -457,7 +457,10 @@ async fn connect_tries_the_next_endpoint() {
 async fn a_stream_level_error_fails_the_lane_and_the_next_call_reconnects() {
     let (node, _certs, client) = two_cores("streamerror").await;
     client.put("a", "1").await.expect("put");
-    node.refuse_next_stream(ErrorCode::UnsupportedVersion);
+    node.refuse_next_stream(ProtoError::UnsupportedVersion {
+        got: 9,
+        expected: 1,
+    });
     let err = client.get("a").await.expect_err("stream refused");
     assert!(
         matches!(

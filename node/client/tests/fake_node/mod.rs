@@ -10,8 +10,8 @@ pub mod certs;
 
 use ferrisdb_proto::frame::{FrameDecoder, encode_response};
 use ferrisdb_proto::{
-    ErrorCode, ErrorReply, KeyBound, KeyValue, Request, RequestFrame, Response, ResponseFrame,
-    SCAN_LIMIT_MAX, ShardInfo, ShardMap, WriteOp,
+    ErrorCode, ErrorReply, KeyBound, KeyValue, ProtoError, Request, RequestFrame, Response,
+    ResponseFrame, SCAN_LIMIT_MAX, ShardInfo, ShardMap, WriteOp,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -42,9 +42,9 @@ struct State {
     scan_chunk_entries: usize,
     seen: Vec<Seen>,
     connections: Vec<quinn::Connection>,
-    /// When set, the next request read on any lane is answered with a
-    /// stream-level error (id 0) of this code and the lane is closed.
-    stream_error: Option<ErrorCode>,
+    /// When set, the next request read on any lane is answered with this
+    /// stream-level error (id 0) and the lane is closed.
+    stream_error: Option<ProtoError>,
 }
 
 /// A fake node: `cores` QUIC endpoints on 127.0.0.1 sharing one key-value
@@ -118,8 +118,8 @@ impl FakeNode {
 
     /// The next request read is answered with a stream-level error (id 0),
     /// as a node does when it cannot read a frame header.
-    pub fn refuse_next_stream(&self, code: ErrorCode) {
-        self.state.lock().unwrap().stream_error = Some(code);
+    pub fn refuse_next_stream(&self, err: ProtoError) {
+        self.state.lock().unwrap().stream_error = Some(err);
     }
 
     /// Every request received so far, in arrival order.
@@ -223,15 +223,8 @@ async fn serve_lane(
             if let Some(frame) = decoder.pop() {
                 let frame = frame.expect("client sends valid frames");
                 let refuse = state.lock().unwrap().stream_error.take();
-                if let Some(code) = refuse {
-                    let _ = replies.send(ResponseFrame {
-                        id: 0,
-                        shard_map_version: 0,
-                        response: Response::Error(ErrorReply {
-                            code,
-                            message: "injected by the fake node".into(),
-                        }),
-                    });
+                if let Some(err) = refuse {
+                    let _ = replies.send(ResponseFrame::stream_error(&err, 0));
                     return; // the writer finishes the stream after the reply
                 }
                 tokio::spawn(answer(core, frame, state.clone(), replies.clone()));

@@ -507,3 +507,22 @@ async fn reconnection_attempts_back_off_exponentially() {
     assert!(waits[1] >= Duration::from_millis(400), "{waits:?}");
     assert!(waits[2] >= Duration::from_millis(800), "{waits:?}");
 }
+
+#[tokio::test]
+async fn insecure_client_and_insecure_node() {
+    let certs = make_certs(&test_dir("insecure"));
+    let node = FakeNode::start_insecure(&certs, 2, &[b"m"]).await;
+    let config = ClientConfig::new(vec![node.addr(0)], Security::Insecure);
+    let client = Client::connect(config).await.expect("connect");
+    client.put("z", "1").await.expect("put");
+    assert_eq!(client.get("z").await.expect("get"), Some(b"1".to_vec()));
+
+    // A node that requires client certificates refuses an insecure client.
+    let secure = FakeNode::start(&certs, 1, &[]).await;
+    let mut config = ClientConfig::new(vec![secure.addr(0)], Security::Insecure);
+    config.request_timeout = Duration::from_secs(2);
+    let err = Client::connect(config)
+        .await
+        .expect_err("no client certificate");
+    assert!(!err.is_retryable(), "{err:?}");
+}

@@ -56,9 +56,26 @@ pub struct FakeNode {
 }
 
 impl FakeNode {
+    /// A node requiring client certificates signed by `certs.ca`.
     pub async fn start(certs: &TestCerts, cores: u32, split_keys: &[&[u8]]) -> FakeNode {
         let tls = ferrisdb_proto::tls::server_config(&certs.ca, &certs.node_cert, &certs.node_key)
             .expect("node TLS config");
+        Self::start_with(tls, cores, split_keys).await
+    }
+
+    /// A node started like `ferrisdb start --insecure`: no client
+    /// authentication.
+    pub async fn start_insecure(certs: &TestCerts, cores: u32, split_keys: &[&[u8]]) -> FakeNode {
+        use ferrisdb_proto::tls;
+        let cert = tls::load_certs(&certs.node_cert)
+            .expect("node cert")
+            .remove(0);
+        let key = tls::load_private_key(&certs.node_key).expect("node key");
+        let tls = tls::insecure_server_config(cert, key).expect("insecure TLS config");
+        Self::start_with(tls, cores, split_keys).await
+    }
+
+    async fn start_with(tls: rustls::ServerConfig, cores: u32, split_keys: &[&[u8]]) -> FakeNode {
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).expect("QUIC TLS");
         let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         let state = Arc::new(Mutex::new(State {

@@ -189,6 +189,33 @@ async fn scans_cross_the_shard_boundary() {
 }
 
 #[tokio::test]
+async fn a_scan_resumes_after_an_error_without_repeating_entries() {
+    let (node, _certs, client) = two_cores("scanretry").await;
+    let keys: Vec<Vec<u8>> = (b'a'..=b'z').map(|c| vec![c]).collect();
+    for key in &keys {
+        node.insert(key, key);
+    }
+    // The first part sends two chunks (a..d) and then stalls past the deadline.
+    node.stall_next_scan_after(2);
+    let client = client.with_timeout(Duration::from_millis(300));
+    let mut scan = client.scan(ScanOptions::all()).expect("scan");
+    let mut got = Vec::new();
+    let err = loop {
+        match scan.next().await {
+            Ok(Some(entry)) => got.push(entry.key),
+            Ok(None) => panic!("the scan should have timed out"),
+            Err(err) => break err,
+        }
+    };
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert_eq!(got, keys[..4], "two chunks of two");
+    while let Some(entry) = scan.next().await.expect("retried in place") {
+        got.push(entry.key);
+    }
+    assert_eq!(got, keys, "every key once");
+}
+
+#[tokio::test]
 async fn a_scan_told_wrong_shard_refreshes_and_retries() {
     let (node, _certs, client) = two_cores("scanwrongshard").await;
     for key in [b"b", b"n", b"x"] {

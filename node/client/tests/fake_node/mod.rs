@@ -45,6 +45,9 @@ struct State {
     /// When set, the next request read on any lane is answered with this
     /// stream-level error (id 0) and the lane is closed.
     stream_error: Option<ProtoError>,
+    /// When set, the next scan sends this many chunks and then nothing more
+    /// (no last chunk): the client sees it stall mid-part.
+    scan_stall_after_chunks: Option<usize>,
 }
 
 /// A fake node: `cores` QUIC endpoints on 127.0.0.1 sharing one key-value
@@ -137,6 +140,11 @@ impl FakeNode {
     /// as a node does when it cannot read a frame header.
     pub fn refuse_next_stream(&self, err: ProtoError) {
         self.state.lock().unwrap().stream_error = Some(err);
+    }
+
+    /// The next scan stops answering after `chunks` chunks.
+    pub fn stall_next_scan_after(&self, chunks: usize) {
+        self.state.lock().unwrap().scan_stall_after_chunks = Some(chunks);
     }
 
     /// Every request received so far, in arrival order.
@@ -277,7 +285,13 @@ async fn answer(
         shard_map_version: version,
         response,
     };
-    for response in state.execute(core, frame.request.clone()) {
+    let mut responses = state.execute(core, frame.request.clone());
+    if matches!(frame.request, Request::Scan { .. })
+        && let Some(chunks) = state.scan_stall_after_chunks.take()
+    {
+        responses.truncate(chunks);
+    }
+    for response in responses {
         let _ = replies.send(reply(response));
     }
 }

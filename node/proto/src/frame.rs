@@ -6,24 +6,32 @@ use crate::limits::FRAME_PAYLOAD_BYTES_MAX;
 use crate::message::{RequestFrame, ResponseFrame};
 use rkyv::util::AlignedVec;
 
+/// Bytes of the header in front of every frame.
 pub const FRAME_HEADER_BYTES: usize = 8;
 
+/// What a frame carries, by direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum FrameKind {
+    /// A [`RequestFrame`], client to node.
     Request = 1,
+    /// A [`ResponseFrame`], node to client.
     Response = 2,
 }
 
 /// The 8-byte header in front of every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// Bytes of payload after the header (u32 LE at offset 0).
     pub payload_len: u32,
+    /// [`PROTOCOL_VERSION`] of the sender (u16 LE at offset 4).
     pub version: u16,
+    /// [`FrameKind`] as a number (u16 LE at offset 6).
     pub kind: u16,
 }
 
 impl FrameHeader {
+    /// The header's 8 bytes.
     pub fn encode(&self) -> [u8; FRAME_HEADER_BYTES] {
         let mut out = [0u8; FRAME_HEADER_BYTES];
         out[0..4].copy_from_slice(&self.payload_len.to_le_bytes());

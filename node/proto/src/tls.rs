@@ -26,7 +26,8 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// The file could not be read or is not valid PEM.
+    /// The file at `path` could not be read or is not valid PEM; `what` it
+    /// should have held.
     #[error("read {what} from {}: {source}", path.display())]
     Read {
         path: PathBuf,

@@ -51,7 +51,7 @@ pub struct ShellArgs {
     #[command(flatten)]
     connect: ConnectArgs,
     /// Run these commands (separated by `;`) and exit; exit status 1 at the
-    /// first that fails.
+    /// first that fails. A script that does not parse runs nothing.
     #[arg(long, value_name = "COMMANDS")]
     exec: Option<String>,
 }

@@ -109,7 +109,7 @@ impl Client {
                 })),
                 map_refresh: tokio::sync::Mutex::new(()),
                 cores: Mutex::new(HashMap::new()),
-                // 0 is the id of stream-level errors (see `lane`).
+                // 0 is `STREAM_ERROR_ID`.
                 next_id: AtomicU64::new(1),
             });
             let client = Client { inner, timeout };
@@ -268,24 +268,28 @@ impl Client {
     async fn call(&self, request: Request) -> Result<Response, Error> {
         request.validate().map_err(Error::invalid)?;
         let deadline = self.deadline();
+        let mut frame = unstamped(request);
         let mut attempt = 0;
         loop {
             let map = self.shard_map();
-            let core = match request.routing_key() {
+            let core = match frame.request.routing_key() {
                 Some(key) => shard_of(&map, key).core,
                 None => 0,
             };
-            let mut responses = self.send(core, &map, request.clone(), deadline).await?;
-            let frame = self.within(deadline, responses.next()).await??;
-            self.observe_map_version(frame.shard_map_version, deadline)
+            let mut responses = self.send(core, &map, &mut frame, deadline).await?;
+            let reply = self.within(deadline, responses.next()).await??;
+            self.observe_map_version(reply.shard_map_version, deadline)
                 .await;
-            match frame.response {
+            match reply.response {
                 Response::Error(ErrorReply { code, message }) => {
                     if code == ErrorCode::WrongShard && attempt < WRONG_SHARD_RETRIES_MAX {
                         attempt += 1;
                         let _refreshing =
                             self.within(deadline, self.inner.map_refresh.lock()).await?;
-                        self.fetch_map(deadline).await?;
+                        // Unless a newer map came meanwhile (say, with this reply).
+                        if self.shard_map().version == map.version {
+                            self.fetch_map(deadline).await?;
+                        }
                         continue;
                     }
                     return Err(Error::Server { code, message });
@@ -295,20 +299,22 @@ impl Client {
         }
     }
 
-    /// Sends `request` to `core`'s connection (connecting if needed) and
-    /// returns the stream of its responses; all within `deadline`.
+    /// Sends `frame` to `core`'s connection (connecting if needed) and
+    /// returns the stream of its responses; all within `deadline`. Stamps
+    /// the frame first (a fresh id, `map`'s version, the time left), so a
+    /// frame can be sent again after a `WrongShard` answer.
     pub(crate) async fn send(
         &self,
         core: u32,
         map: &ShardMap,
-        request: Request,
+        frame: &mut RequestFrame,
         deadline: Instant,
     ) -> Result<Responses, Error> {
         let addr = self.core_addr(core, map)?;
-        let frame = self.frame(request, map.version, deadline);
+        self.stamp(frame, map.version, deadline);
         self.within(deadline, async {
             let connection = self.connection(addr).await?;
-            connection.send(&frame).await
+            connection.send(frame).await
         })
         .await?
     }
@@ -326,18 +332,16 @@ impl Client {
         Ok(frame.response)
     }
 
-    /// A request frame with a fresh id and the time left until `deadline`.
-    fn frame(&self, request: Request, shard_map_version: u64, deadline: Instant) -> RequestFrame {
+    /// Gives `frame` a fresh id, the map version it is routed by and the
+    /// time left until `deadline`.
+    fn stamp(&self, frame: &mut RequestFrame, shard_map_version: u64, deadline: Instant) {
         let remaining_ms = deadline
             .saturating_duration_since(Instant::now())
             .as_millis()
             .clamp(1, u128::from(REQUEST_TIMEOUT_MS_MAX));
-        RequestFrame {
-            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
-            shard_map_version,
-            timeout_ms: u32::try_from(remaining_ms).expect("clamped to a u32 limit"),
-            request,
-        }
+        frame.id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        frame.shard_map_version = shard_map_version;
+        frame.timeout_ms = u32::try_from(remaining_ms).expect("clamped to a u32 limit");
     }
 
     /// The deadline of a call starting now.
@@ -396,7 +400,8 @@ impl Client {
         let frame = self
             .within(deadline, async {
                 let connection = self.connection(addr).await?;
-                let frame = self.frame(Request::ShardMap, current.version, deadline);
+                let mut frame = unstamped(Request::ShardMap);
+                self.stamp(&mut frame, current.version, deadline);
                 connection.send(&frame).await?.next().await
             })
             .await??;
@@ -491,6 +496,16 @@ impl Client {
                 Err(err)
             }
         }
+    }
+}
+
+/// A frame for `request`, to be stamped by [`Client::send`].
+pub(crate) fn unstamped(request: Request) -> RequestFrame {
+    RequestFrame {
+        id: 0,
+        shard_map_version: 0,
+        timeout_ms: 0,
+        request,
     }
 }
 

@@ -62,8 +62,9 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// A configuration for mutual TLS with the given endpoints and
-    /// certificate files, and default timeouts and limits.
+    /// A configuration with the given endpoints and security, and default
+    /// timeouts (connect 5 s, request 10 s) and limits (4 lanes, 1024
+    /// requests in flight per connection, reconnect backoff 50 ms to 5 s).
     pub fn new(endpoints: Vec<SocketAddr>, security: Security) -> Self {
         ClientConfig {
             endpoints,
@@ -146,3 +147,55 @@ impl ClientConfig {
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
 /// A connection silent for this long is considered lost.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ClientConfig {
+        ClientConfig::new(vec!["127.0.0.1:7000".parse().unwrap()], Security::Insecure)
+    }
+
+    fn refused(change: impl FnOnce(&mut ClientConfig), needle: &str) {
+        let mut config = config();
+        change(&mut config);
+        match config.validate() {
+            Err(Error::Config(message)) => assert!(message.contains(needle), "{message}"),
+            other => panic!("expected a config error about {needle}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        config().validate().expect("defaults");
+    }
+
+    #[test]
+    fn each_limit_is_checked() {
+        refused(|c| c.endpoints.clear(), "no endpoints");
+        refused(|c| c.request_timeout = Duration::ZERO, "request_timeout");
+        refused(
+            |c| c.request_timeout = Duration::from_millis(u64::from(REQUEST_TIMEOUT_MS_MAX) + 1),
+            "request_timeout",
+        );
+        refused(|c| c.connect_timeout = Duration::ZERO, "connect_timeout");
+        refused(|c| c.lanes_per_connection = 0, "lanes_per_connection");
+        refused(
+            |c| c.lanes_per_connection = STREAMS_PER_CONNECTION_MAX as usize + 1,
+            "lanes_per_connection",
+        );
+        refused(|c| c.max_in_flight = 0, "max_in_flight");
+        refused(
+            |c| c.max_in_flight = IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX + 1,
+            "max_in_flight",
+        );
+        refused(
+            |c| c.reconnect_backoff_min = Duration::from_secs(60),
+            "backoff",
+        );
+        refused(
+            |c| c.endpoints.push("192.0.2.1:7000".parse().unwrap()),
+            "loopback",
+        );
+    }
+}

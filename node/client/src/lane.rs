@@ -7,7 +7,7 @@
 //! to the waiter registered under its request id.
 
 use bytes::Bytes;
-use ferrisdb_proto::{ErrorReply, FrameDecoder, Response, ResponseFrame};
+use ferrisdb_proto::{ErrorReply, FrameDecoder, Response, ResponseFrame, STREAM_ERROR_ID};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +18,8 @@ use crate::error::{Error, connection_error_retryable};
 
 /// Encoded frames queued for the writer task of one lane.
 const WRITE_QUEUE_FRAMES_MAX: usize = 64;
+/// Most queued frames handed to the stream in one write.
+const WRITE_BATCH_FRAMES_MAX: usize = 32;
 /// Largest piece read from the stream at once.
 const READ_CHUNK_BYTES_MAX: usize = 64 * 1024;
 
@@ -163,8 +165,13 @@ async fn write_frames(
     waiters: Arc<Mutex<Waiters>>,
     dead: Arc<AtomicBool>,
 ) {
-    while let Some(frame) = queue.recv().await {
-        if let Err(err) = send.write_all(&frame).await {
+    // Frames queued meanwhile go out in one write (no copy: QUIC takes the
+    // buffers as they are).
+    let mut frames = Vec::with_capacity(WRITE_BATCH_FRAMES_MAX);
+    while queue.recv_many(&mut frames, WRITE_BATCH_FRAMES_MAX).await > 0 {
+        let written = send.write_all_chunks(&mut frames).await;
+        frames.clear();
+        if let Err(err) = written {
             let failure = match &err {
                 quinn::WriteError::ConnectionLost(lost) => {
                     LaneFailure::from_connection("write a request", lost)
@@ -230,11 +237,6 @@ fn dispatch_chunk(
     }
     Ok(())
 }
-
-/// Id of a response about the stream itself (the node could not read a
-/// frame header, so it cannot know which request it was); the node closes
-/// the lane after it. Request ids start at 1.
-const STREAM_ERROR_ID: u64 = 0;
 
 fn stream_error(response: Response) -> LaneFailure {
     match response {

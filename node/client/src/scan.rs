@@ -1,6 +1,6 @@
 //! Streamed range scans that follow shard boundaries.
 
-use crate::client::Client;
+use crate::client::{Client, unstamped};
 use crate::connection::Responses;
 use crate::error::Error;
 use ferrisdb_proto::SCAN_LIMIT_MAX;
@@ -65,10 +65,16 @@ impl ScanOptions {
 /// read chunk by chunk as they are consumed; when a shard's part ends at its
 /// boundary the scan continues in the next shard (the node's `resume`
 /// bound), until the end bound or the limit is reached. Each part has the
-/// client's request deadline. Entries already returned stay returned if a
-/// later part fails.
+/// client's request deadline.
+///
+/// After an error, `next` may be called again: the scan resumes just after
+/// the last entry it had received (entries are never returned twice), so a
+/// retryable error ([`Error::is_retryable`]) can be retried in place.
 pub struct Scan {
     client: Client,
+    /// The range still to read: the bound the scan moves (`start`, `end`
+    /// when `reverse`) advances past every entry taken in, and to the
+    /// node's `resume` bound at the end of a part.
     start: KeyBound,
     end: KeyBound,
     reverse: bool,
@@ -83,10 +89,11 @@ pub struct Scan {
 struct Part {
     responses: Responses,
     deadline: Instant,
+    /// The moving bound when the part was sent.
+    from: KeyBound,
     /// The limit this part asked for, and how many entries it sent.
     requested: u64,
     received: u64,
-    last_key: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Scan {
@@ -171,17 +178,14 @@ impl Scan {
                     return Ok(());
                 }
                 Response::Error(ErrorReply { code, message }) => {
-                    let part = self.part.take().expect("a part is in flight");
-                    let untouched = part.received == 0;
-                    if code == ErrorCode::WrongShard
-                        && untouched
-                        && retries < WRONG_SHARD_RETRIES_MAX
-                    {
+                    // The bounds already stand past what was received, so
+                    // the part can be sent again as it is.
+                    self.part = None;
+                    if code == ErrorCode::WrongShard && retries < WRONG_SHARD_RETRIES_MAX {
                         retries += 1;
                         self.client.refresh_shard_map().await?;
                         continue;
                     }
-                    self.finished = true;
                     return Err(Error::Server { code, message });
                 }
                 other => {
@@ -204,30 +208,37 @@ impl Scan {
         let requested = self.remaining.map_or(u64::from(SCAN_LIMIT_MAX), |r| {
             r.min(u64::from(SCAN_LIMIT_MAX))
         });
-        let request = Request::Scan {
+        let mut frame = unstamped(Request::Scan {
             start: self.start.clone(),
             end: self.end.clone(),
             limit: u32::try_from(requested).expect("at most SCAN_LIMIT_MAX"),
             reverse: self.reverse,
-        };
+        });
         let deadline = self.client.deadline();
-        let responses = self.client.send(core, &map, request, deadline).await?;
+        let responses = self.client.send(core, &map, &mut frame, deadline).await?;
         Ok(Part {
             responses,
             deadline,
+            from: if self.reverse { &self.end } else { &self.start }.clone(),
             requested,
             received: 0,
-            last_key: None,
         })
     }
 
-    /// Buffers the entries of a chunk, up to the scan's limit.
+    /// The bound that advances as entries arrive.
+    fn moving_bound(&mut self) -> &mut KeyBound {
+        if self.reverse {
+            &mut self.end
+        } else {
+            &mut self.start
+        }
+    }
+
+    /// Buffers the entries of a chunk, up to the scan's limit, and moves the
+    /// scan's range past them.
     fn take_entries(&mut self, entries: Vec<KeyValue>) {
         let part = self.part.as_mut().expect("a part is in flight");
         part.received += entries.len() as u64;
-        if let Some(last) = entries.last() {
-            part.last_key = Some(last.key.clone());
-        }
         for entry in entries {
             if self.remaining == Some(0) {
                 break; // the node sent more than asked: drop the excess
@@ -235,38 +246,93 @@ impl Scan {
             if let Some(remaining) = &mut self.remaining {
                 *remaining -= 1;
             }
+            *self.moving_bound() = KeyBound::Excluded(entry.key.clone());
             self.buffered.push_back(entry);
         }
     }
 
     /// Decides where the scan goes after a part's last chunk: to the
-    /// node's `resume` bound (the next shard), past the part's last key when
-    /// the part stopped at its own limit, or nowhere (done).
+    /// node's `resume` bound (the next shard); on from its last entry when
+    /// the part stopped at its own limit (the range already stands there);
+    /// or nowhere (done).
     fn continue_after(&mut self, part: &Part, resume: Option<KeyBound>) -> Result<(), Error> {
-        let next = match (resume, &part.last_key) {
-            (Some(bound), _) => Some(bound),
-            (None, Some(last)) if part.received >= part.requested => {
-                Some(KeyBound::Excluded(last.clone()))
+        let reverse = self.reverse;
+        // Not behind what was received (no entry twice), and past where the
+        // part began (no loop).
+        let acceptable = |resume: &KeyBound, received_to: &KeyBound| {
+            (resume == received_to || advances(received_to, resume, reverse))
+                && advances(&part.from, resume, reverse)
+        };
+        match resume {
+            Some(resume) if !acceptable(&resume, self.moving_bound()) => {
+                self.finished = true;
+                Err(Error::Protocol {
+                    addr: part.responses.addr(),
+                    reason: format!("scan resume bound {resume:?} makes no progress"),
+                })
             }
-            (None, _) => None,
-        };
-        let Some(next) = next else {
-            self.finished = true;
-            return Ok(());
-        };
-        let bound = if self.reverse {
-            &mut self.end
-        } else {
-            &mut self.start
-        };
-        if *bound == next {
-            self.finished = true;
-            return Err(Error::Protocol {
-                addr: part.responses.addr(),
-                reason: format!("scan resume bound {next:?} makes no progress"),
-            });
+            Some(resume) => {
+                *self.moving_bound() = resume;
+                Ok(())
+            }
+            None if part.received > 0 && part.received >= part.requested => Ok(()),
+            None => {
+                self.finished = true;
+                Ok(())
+            }
         }
-        *bound = next;
-        Ok(())
+    }
+}
+
+/// Whether moving a scan's bound from `current` to `next` narrows the range
+/// still to read (so that a scan can neither loop nor return an entry
+/// twice): past `current` in the scan's direction, or at the same key but
+/// excluding it where `current` included it.
+fn advances(current: &KeyBound, next: &KeyBound, reverse: bool) -> bool {
+    let (KeyBound::Included(next_key) | KeyBound::Excluded(next_key)) = next else {
+        return false; // back to the whole key space
+    };
+    let (KeyBound::Included(key) | KeyBound::Excluded(key)) = current else {
+        return true;
+    };
+    let beyond = if reverse {
+        next_key < key
+    } else {
+        next_key > key
+    };
+    let same_key_narrower = next_key == key
+        && matches!(current, KeyBound::Included(_))
+        && matches!(next, KeyBound::Excluded(_));
+    beyond || same_key_narrower
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inc(k: &[u8]) -> KeyBound {
+        KeyBound::Included(k.to_vec())
+    }
+
+    fn exc(k: &[u8]) -> KeyBound {
+        KeyBound::Excluded(k.to_vec())
+    }
+
+    #[test]
+    fn resume_bounds_must_narrow_the_range() {
+        use KeyBound::Unbounded;
+        // Forward: the start moves up.
+        assert!(advances(&Unbounded, &inc(b"m"), false));
+        assert!(advances(&exc(b"k"), &inc(b"m"), false));
+        assert!(advances(&inc(b"m"), &exc(b"m"), false));
+        assert!(!advances(&inc(b"m"), &inc(b"m"), false));
+        assert!(!advances(&exc(b"m"), &inc(b"m"), false));
+        assert!(!advances(&exc(b"m"), &inc(b"a"), false));
+        assert!(!advances(&exc(b"m"), &Unbounded, false));
+        // Reverse: the end moves down.
+        assert!(advances(&Unbounded, &exc(b"m"), true));
+        assert!(advances(&exc(b"p"), &exc(b"m"), true));
+        assert!(!advances(&exc(b"m"), &exc(b"m"), true));
+        assert!(!advances(&exc(b"m"), &exc(b"p"), true));
     }
 }

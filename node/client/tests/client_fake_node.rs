@@ -7,7 +7,7 @@ use fake_node::{FakeNode, TestCerts, make_certs, test_dir};
 use ferrisdb_client::{
     Batch, Client, ClientConfig, Error, ErrorCode, KeyBound, ScanOptions, Security,
 };
-use ferrisdb_proto::{KEY_BYTES_MAX, Request, VALUE_BYTES_MAX};
+use ferrisdb_proto::{KEY_BYTES_MAX, ProtoError, Request, VALUE_BYTES_MAX};
 use std::time::{Duration, Instant};
 
 fn config(node: &FakeNode, certs: &TestCerts) -> ClientConfig {
@@ -186,6 +186,50 @@ async fn scans_cross_the_shard_boundary() {
     assert!(scan.next().await.expect("second").is_some());
     assert!(scan.next().await.expect("third").is_some());
     assert!(scan.next().await.expect("end").is_none());
+}
+
+#[tokio::test]
+async fn a_scan_resumes_after_an_error_without_repeating_entries() {
+    let (node, _certs, client) = two_cores("scanretry").await;
+    let keys: Vec<Vec<u8>> = (b'a'..=b'z').map(|c| vec![c]).collect();
+    for key in &keys {
+        node.insert(key, key);
+    }
+    // The first part sends two chunks (a..d) and then stalls past the deadline.
+    node.stall_next_scan_after(2);
+    let client = client.with_timeout(Duration::from_millis(300));
+    let mut scan = client.scan(ScanOptions::all()).expect("scan");
+    let mut got = Vec::new();
+    let err = loop {
+        match scan.next().await {
+            Ok(Some(entry)) => got.push(entry.key),
+            Ok(None) => panic!("the scan should have timed out"),
+            Err(err) => break err,
+        }
+    };
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert_eq!(got, keys[..4], "two chunks of two");
+    while let Some(entry) = scan.next().await.expect("retried in place") {
+        got.push(entry.key);
+    }
+    assert_eq!(got, keys, "every key once");
+}
+
+#[tokio::test]
+async fn a_scan_told_wrong_shard_refreshes_and_retries() {
+    let (node, _certs, client) = two_cores("scanwrongshard").await;
+    for key in [b"b", b"n", b"x"] {
+        node.insert(key, b"v");
+    }
+    node.reply_wrong_shard(1);
+    let got: Vec<Vec<u8>> = client
+        .scan_collect(ScanOptions::all())
+        .await
+        .expect("scan")
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(got, [b"b".to_vec(), b"n".to_vec(), b"x".to_vec()]);
 }
 
 #[tokio::test]
@@ -440,7 +484,10 @@ async fn connect_tries_the_next_endpoint() {
 async fn a_stream_level_error_fails_the_lane_and_the_next_call_reconnects() {
     let (node, _certs, client) = two_cores("streamerror").await;
     client.put("a", "1").await.expect("put");
-    node.refuse_next_stream(ErrorCode::UnsupportedVersion);
+    node.refuse_next_stream(ProtoError::UnsupportedVersion {
+        got: 9,
+        expected: 1,
+    });
     let err = client.get("a").await.expect_err("stream refused");
     assert!(
         matches!(
@@ -486,4 +533,23 @@ async fn reconnection_attempts_back_off_exponentially() {
     assert!(waits[0] < Duration::from_millis(400), "{waits:?}");
     assert!(waits[1] >= Duration::from_millis(400), "{waits:?}");
     assert!(waits[2] >= Duration::from_millis(800), "{waits:?}");
+}
+
+#[tokio::test]
+async fn insecure_client_and_insecure_node() {
+    let certs = make_certs(&test_dir("insecure"));
+    let node = FakeNode::start_insecure(&certs, 2, &[b"m"]).await;
+    let config = ClientConfig::new(vec![node.addr(0)], Security::Insecure);
+    let client = Client::connect(config).await.expect("connect");
+    client.put("z", "1").await.expect("put");
+    assert_eq!(client.get("z").await.expect("get"), Some(b"1".to_vec()));
+
+    // A node that requires client certificates refuses an insecure client.
+    let secure = FakeNode::start(&certs, 1, &[]).await;
+    let mut config = ClientConfig::new(vec![secure.addr(0)], Security::Insecure);
+    config.request_timeout = Duration::from_secs(2);
+    let err = Client::connect(config)
+        .await
+        .expect_err("no client certificate");
+    assert!(!err.is_retryable(), "{err:?}");
 }

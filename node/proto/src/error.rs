@@ -63,14 +63,20 @@ impl std::fmt::Display for ErrorCode {
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProtoError {
+    /// The header declares (or an encoder produced) a payload above
+    /// [`crate::FRAME_PAYLOAD_BYTES_MAX`]: `len` bytes, `max` allowed.
     #[error("frame payload of {len} bytes exceeds the limit of {max} bytes")]
     FrameTooLarge { len: usize, max: usize },
+    /// The header's version `got` is not [`crate::PROTOCOL_VERSION`].
     #[error("frame has protocol version {got}; this side speaks version {expected}")]
     UnsupportedVersion { got: u16, expected: u16 },
+    /// The header's kind `got` is not the one expected in this direction.
     #[error("frame kind {got} is not the expected {expected}")]
     WrongKind { got: u16, expected: u16 },
+    /// The stream ended after `have` of the frame's `need` bytes.
     #[error("stream ended inside a frame ({have} of {need} bytes)")]
     Truncated { have: usize, need: usize },
+    /// The payload failed validation (bytecheck) or could not be encoded.
     #[error("frame payload is not a valid archive: {0}")]
     Malformed(String),
 }

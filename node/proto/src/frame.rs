@@ -6,24 +6,32 @@ use crate::limits::FRAME_PAYLOAD_BYTES_MAX;
 use crate::message::{RequestFrame, ResponseFrame};
 use rkyv::util::AlignedVec;
 
+/// Bytes of the header in front of every frame.
 pub const FRAME_HEADER_BYTES: usize = 8;
 
+/// What a frame carries, by direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum FrameKind {
+    /// A [`RequestFrame`], client to node.
     Request = 1,
+    /// A [`ResponseFrame`], node to client.
     Response = 2,
 }
 
 /// The 8-byte header in front of every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// Bytes of payload after the header (u32 LE at offset 0).
     pub payload_len: u32,
+    /// [`PROTOCOL_VERSION`] of the sender (u16 LE at offset 4).
     pub version: u16,
+    /// [`FrameKind`] as a number (u16 LE at offset 6).
     pub kind: u16,
 }
 
 impl FrameHeader {
+    /// The header's 8 bytes.
     pub fn encode(&self) -> [u8; FRAME_HEADER_BYTES] {
         let mut out = [0u8; FRAME_HEADER_BYTES];
         out[0..4].copy_from_slice(&self.payload_len.to_le_bytes());
@@ -170,6 +178,11 @@ impl Frame for ResponseFrame {
     }
 }
 
+/// Payload bytes a [`FrameDecoder`] reserves on a header alone; beyond
+/// this the buffer grows as payload bytes arrive. Bounds what a peer that
+/// sends only headers (on many streams) makes a node hold.
+const PAYLOAD_RESERVED_UPFRONT_BYTES_MAX: usize = 64 * 1024;
+
 /// Where a [`FrameDecoder`] stands in the current frame.
 #[derive(Debug)]
 enum DecodeState {
@@ -179,7 +192,7 @@ enum DecodeState {
         have: usize,
     },
     /// The header was checked; collecting exactly `payload_len` bytes into a
-    /// buffer reserved for that many (and never more).
+    /// buffer that grows as they arrive and never beyond that many.
     Payload {
         payload_len: usize,
         payload: AlignedVec,
@@ -213,8 +226,9 @@ enum DecodeState {
 /// # Invariants
 ///
 /// - The header (version, kind, length ≤ [`FRAME_PAYLOAD_BYTES_MAX`]) is
-///   checked before any buffer is reserved for the payload, and the payload
-///   buffer is reserved for exactly the header-declared length.
+///   checked before any buffer is reserved for the payload. The payload
+///   buffer starts at no more than 64 KiB and grows (doubling) as payload
+///   bytes arrive, never beyond the header-declared length.
 /// - At most one complete frame is held: `push` takes no bytes while a
 ///   decoded frame waits to be popped, so memory stays bounded by one frame
 ///   whatever the peer sends.
@@ -303,7 +317,9 @@ impl<F: Frame> FrameDecoder<F> {
                     assert!(payload_len <= FRAME_PAYLOAD_BYTES_MAX, "header was checked");
                     self.state = DecodeState::Payload {
                         payload_len,
-                        payload: AlignedVec::with_capacity(payload_len),
+                        payload: AlignedVec::with_capacity(
+                            payload_len.min(PAYLOAD_RESERVED_UPFRONT_BYTES_MAX),
+                        ),
                     };
                     self.complete_if_full();
                 }
@@ -314,6 +330,13 @@ impl<F: Frame> FrameDecoder<F> {
                 payload,
             } => {
                 let n = (*payload_len - payload.len()).min(input.len());
+                let needed = payload.len() + n;
+                if needed > payload.capacity() {
+                    // Geometric growth keeps copying linear; the cap keeps
+                    // the buffer within the declared length.
+                    let target = (payload.capacity() * 2).max(needed).min(*payload_len);
+                    payload.reserve_exact(target - payload.len());
+                }
                 payload.extend_from_slice(&input[..n]);
                 self.complete_if_full();
                 Ok(n)
@@ -635,6 +658,35 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::FrameTooLarge);
         let huge = header_bytes(u32::MAX, PROTOCOL_VERSION, FrameKind::Request as u16);
         assert!(FrameHeader::decode(&huge, FrameKind::Request).is_err());
+    }
+
+    #[test]
+    fn payload_memory_follows_the_bytes_received() {
+        /// Capacity of the payload buffer in progress, if one is.
+        fn capacity(decoder: &FrameDecoder<RequestFrame>) -> Option<usize> {
+            match &decoder.state {
+                DecodeState::Payload { payload, .. } => Some(payload.capacity()),
+                _ => None,
+            }
+        }
+        let len = FRAME_PAYLOAD_BYTES_MAX;
+        let mut decoder = FrameDecoder::<RequestFrame>::new();
+        let header = header_bytes(len as u32, PROTOCOL_VERSION, FrameKind::Request as u16);
+        assert_eq!(decoder.push(&header), Ok(FRAME_HEADER_BYTES));
+        let upfront = capacity(&decoder).expect("payload in progress");
+        assert!(upfront <= PAYLOAD_RESERVED_UPFRONT_BYTES_MAX, "{upfront}");
+        let piece = vec![0u8; 100_000];
+        let mut received = 0;
+        while received < len {
+            let n = piece.len().min(len - received);
+            assert_eq!(decoder.push(&piece[..n]), Ok(n));
+            received += n;
+            if let Some(cap) = capacity(&decoder) {
+                assert!(cap <= len, "never beyond the declared length");
+                assert!(cap <= 2 * received.max(PAYLOAD_RESERVED_UPFRONT_BYTES_MAX));
+            }
+        }
+        assert!(matches!(decoder.pop(), Some(Err(ProtoError::Malformed(_)))));
     }
 
     #[test]

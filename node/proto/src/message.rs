@@ -124,6 +124,27 @@ pub struct ResponseFrame {
     pub response: Response,
 }
 
+/// Id of a response about a stream rather than a request: a node that
+/// cannot read a frame header (bad version, kind or length) cannot know the
+/// request's id, so it answers with this id and closes the stream. Clients
+/// number their requests from 1.
+pub const STREAM_ERROR_ID: u64 = 0;
+
+impl ResponseFrame {
+    /// The response a node sends before closing a stream whose frames it
+    /// cannot read (see [`STREAM_ERROR_ID`]).
+    pub fn stream_error(err: &crate::ProtoError, shard_map_version: u64) -> Self {
+        ResponseFrame {
+            id: STREAM_ERROR_ID,
+            shard_map_version,
+            response: Response::Error(ErrorReply {
+                code: err.code(),
+                message: err.to_string(),
+            }),
+        }
+    }
+}
+
 /// A range of keys owned by one shard: `[start, end)`, `end` `None` = to the
 /// end of the key space.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

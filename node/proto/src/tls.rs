@@ -26,7 +26,8 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// The file could not be read or is not valid PEM.
+    /// The file at `path` could not be read or is not valid PEM; `what` it
+    /// should have held.
     #[error("read {what} from {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -285,9 +286,9 @@ mod tests {
         assert!(err.to_string().contains("broken.pem"), "{err}");
     }
 
-    /// A CA and a leaf certificate it signed, as PEM files; plus a key
-    /// that belongs to neither.
-    fn make_pki() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    /// A CA and a leaf certificate it signed, as PEM files named after
+    /// `test` (tests run in parallel); plus a key that belongs to neither.
+    fn make_pki(test: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -300,16 +301,22 @@ mod tests {
             .expect("leaf");
         let stranger = KeyPair::generate().expect("other key");
         (
-            temp_file("pki-ca.pem", ca.pem().as_bytes()),
-            temp_file("pki-leaf.pem", leaf.pem().as_bytes()),
-            temp_file("pki-leaf.key", leaf_key.serialize_pem().as_bytes()),
-            temp_file("pki-other.key", stranger.serialize_pem().as_bytes()),
+            temp_file(&format!("{test}-ca.pem"), ca.pem().as_bytes()),
+            temp_file(&format!("{test}-leaf.pem"), leaf.pem().as_bytes()),
+            temp_file(
+                &format!("{test}-leaf.key"),
+                leaf_key.serialize_pem().as_bytes(),
+            ),
+            temp_file(
+                &format!("{test}-other.key"),
+                stranger.serialize_pem().as_bytes(),
+            ),
         )
     }
 
     #[test]
     fn configs_build_from_pem_files() {
-        let (ca, cert, key, _) = make_pki();
+        let (ca, cert, key, _) = make_pki("configs");
         let server = server_config(&ca, &cert, &key).expect("server config");
         assert_eq!(server.alpn_protocols, vec![ALPN.to_vec()]);
         let client = client_config(&ca, &cert, &key).expect("client config");
@@ -321,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_key_that_does_not_match_its_certificate_is_refused() {
-        let (ca, cert, _, other_key) = make_pki();
+        let (ca, cert, _, other_key) = make_pki("mismatch");
         let err = server_config(&ca, &cert, &other_key).expect_err("mismatched key");
         assert!(matches!(err, TlsError::Config(_)), "{err:?}");
         let err = client_config(&ca, &cert, &other_key).expect_err("mismatched key");
@@ -330,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_ca_file_with_an_unparsable_certificate_is_refused() {
-        let (_, cert, key, _) = make_pki();
+        let (_, cert, key, _) = make_pki("bogus");
         let bogus = temp_file(
             "bogus-ca.pem",
             b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",

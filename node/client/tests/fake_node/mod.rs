@@ -10,8 +10,8 @@ pub mod certs;
 
 use ferrisdb_proto::frame::{FrameDecoder, encode_response};
 use ferrisdb_proto::{
-    ErrorCode, ErrorReply, KeyBound, KeyValue, Request, RequestFrame, Response, ResponseFrame,
-    SCAN_LIMIT_MAX, ShardInfo, ShardMap, WriteOp,
+    ErrorCode, ErrorReply, KeyBound, KeyValue, ProtoError, Request, RequestFrame, Response,
+    ResponseFrame, SCAN_LIMIT_MAX, ShardInfo, ShardMap, WriteOp,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -42,9 +42,12 @@ struct State {
     scan_chunk_entries: usize,
     seen: Vec<Seen>,
     connections: Vec<quinn::Connection>,
-    /// When set, the next request read on any lane is answered with a
-    /// stream-level error (id 0) of this code and the lane is closed.
-    stream_error: Option<ErrorCode>,
+    /// When set, the next request read on any lane is answered with this
+    /// stream-level error (id 0) and the lane is closed.
+    stream_error: Option<ProtoError>,
+    /// When set, the next scan sends this many chunks and then nothing more
+    /// (no last chunk): the client sees it stall mid-part.
+    scan_stall_after_chunks: Option<usize>,
 }
 
 /// A fake node: `cores` QUIC endpoints on 127.0.0.1 sharing one key-value
@@ -56,9 +59,26 @@ pub struct FakeNode {
 }
 
 impl FakeNode {
+    /// A node requiring client certificates signed by `certs.ca`.
     pub async fn start(certs: &TestCerts, cores: u32, split_keys: &[&[u8]]) -> FakeNode {
         let tls = ferrisdb_proto::tls::server_config(&certs.ca, &certs.node_cert, &certs.node_key)
             .expect("node TLS config");
+        Self::start_with(tls, cores, split_keys).await
+    }
+
+    /// A node started like `ferrisdb start --insecure`: no client
+    /// authentication.
+    pub async fn start_insecure(certs: &TestCerts, cores: u32, split_keys: &[&[u8]]) -> FakeNode {
+        use ferrisdb_proto::tls;
+        let cert = tls::load_certs(&certs.node_cert)
+            .expect("node cert")
+            .remove(0);
+        let key = tls::load_private_key(&certs.node_key).expect("node key");
+        let tls = tls::insecure_server_config(cert, key).expect("insecure TLS config");
+        Self::start_with(tls, cores, split_keys).await
+    }
+
+    async fn start_with(tls: rustls::ServerConfig, cores: u32, split_keys: &[&[u8]]) -> FakeNode {
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).expect("QUIC TLS");
         let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         let state = Arc::new(Mutex::new(State {
@@ -118,8 +138,13 @@ impl FakeNode {
 
     /// The next request read is answered with a stream-level error (id 0),
     /// as a node does when it cannot read a frame header.
-    pub fn refuse_next_stream(&self, code: ErrorCode) {
-        self.state.lock().unwrap().stream_error = Some(code);
+    pub fn refuse_next_stream(&self, err: ProtoError) {
+        self.state.lock().unwrap().stream_error = Some(err);
+    }
+
+    /// The next scan stops answering after `chunks` chunks.
+    pub fn stall_next_scan_after(&self, chunks: usize) {
+        self.state.lock().unwrap().scan_stall_after_chunks = Some(chunks);
     }
 
     /// Every request received so far, in arrival order.
@@ -223,15 +248,8 @@ async fn serve_lane(
             if let Some(frame) = decoder.pop() {
                 let frame = frame.expect("client sends valid frames");
                 let refuse = state.lock().unwrap().stream_error.take();
-                if let Some(code) = refuse {
-                    let _ = replies.send(ResponseFrame {
-                        id: 0,
-                        shard_map_version: 0,
-                        response: Response::Error(ErrorReply {
-                            code,
-                            message: "injected by the fake node".into(),
-                        }),
-                    });
+                if let Some(err) = refuse {
+                    let _ = replies.send(ResponseFrame::stream_error(&err, 0));
                     return; // the writer finishes the stream after the reply
                 }
                 tokio::spawn(answer(core, frame, state.clone(), replies.clone()));
@@ -267,7 +285,13 @@ async fn answer(
         shard_map_version: version,
         response,
     };
-    for response in state.execute(core, frame.request.clone()) {
+    let mut responses = state.execute(core, frame.request.clone());
+    if matches!(frame.request, Request::Scan { .. })
+        && let Some(chunks) = state.scan_stall_after_chunks.take()
+    {
+        responses.truncate(chunks);
+    }
+    for response in responses {
         let _ = replies.send(reply(response));
     }
 }

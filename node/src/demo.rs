@@ -46,7 +46,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         bail!("--cores, --keys and --concurrency must be at least 1");
     }
     let cores = args.cores.min(cpus);
-    let root = tempfile::Builder::new().prefix("ferrisdb-demo-").tempdir().context("make a temporary directory")?;
+    let root = tempfile::Builder::new()
+        .prefix("ferrisdb-demo-")
+        .tempdir()
+        .context("make a temporary directory")?;
     let certs = crate::cert::create_all(&root.path().join("certs"), false)?;
     let (listen, admin) = free_ports(cores)?;
     let config = NodeConfig {
@@ -66,12 +69,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             key: Some(certs.node.key.clone()),
         },
     };
-    println!("FerrisDB demo: a {cores}-core node on {listen} (mutual TLS), admin on http://{admin}/metrics");
+    println!(
+        "FerrisDB demo: a {cores}-core node on {listen} (mutual TLS), admin on http://{admin}/metrics"
+    );
     println!("data and certificates in {}", root.path().display());
     let stop = Arc::new(AtomicBool::new(false));
     let node = {
         let stop = stop.clone();
-        std::thread::Builder::new().name("ferrisdb-demo-node".into()).spawn(move || crate::server::run(config, stop))?
+        std::thread::Builder::new()
+            .name("ferrisdb-demo-node".into())
+            .spawn(move || crate::server::run(config, stop))?
     };
     let security = Security::MutualTls {
         ca_cert: certs.ca.cert.clone(),
@@ -84,18 +91,34 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let shell = match &outcome {
         Ok(()) if !args.no_shell => {
-            println!("\nYou are in `ferrisdb shell` on this node: try `get user0000000042`, `getrange user0000000000 user0000000010`, `status`, `help`. `quit` or Ctrl-D ends the demo.");
-            crate::shell::run_shell(ShellArgs::mutual_tls(listen, certs.ca.cert.clone(), certs.client.cert.clone(), certs.client.key.clone()))
+            println!(
+                "\nYou are in `ferrisdb shell` on this node: try `get user0000000042`, `getrange user0000000000 user0000000010`, `status`, `help`. `quit` or Ctrl-D ends the demo."
+            );
+            crate::shell::run_shell(ShellArgs::mutual_tls(
+                listen,
+                certs.ca.cert.clone(),
+                certs.client.cert.clone(),
+                certs.client.key.clone(),
+            ))
         }
         _ => Ok(ExitCode::SUCCESS),
     };
     stop.store(true, Ordering::SeqCst);
-    let stopped = node.join().map_err(|_| anyhow::anyhow!("the node thread panicked"))?;
+    let stopped = node
+        .join()
+        .map_err(|_| anyhow::anyhow!("the node thread panicked"))?;
     outcome?;
     stopped.context("the node failed")?;
     if args.keep {
         let kept = root.keep();
-        println!("kept {} (start it again: ferrisdb start --data-dir {} --ca-cert {} --cert {} --key {})", kept.display(), kept.join("data").display(), kept.join("certs/ca.pem").display(), kept.join("certs/node.pem").display(), kept.join("certs/node.key").display());
+        println!(
+            "kept {} (start it again: ferrisdb start --data-dir {} --ca-cert {} --cert {} --key {})",
+            kept.display(),
+            kept.join("data").display(),
+            kept.join("certs/ca.pem").display(),
+            kept.join("certs/node.pem").display(),
+            kept.join("certs/node.key").display()
+        );
     }
     shell
 }
@@ -117,7 +140,13 @@ fn print_durability(admin: SocketAddr) {
     let seconds = sum("ferrisdb_fsync_duration_seconds_sum");
     let writes: f64 = ["put", "batch", "delete", "delete_range"]
         .iter()
-        .map(|op| sum(&format!("ferrisdb_requests_total{{core=\"0\",op=\"{op}\"}}")) + sum(&format!("ferrisdb_requests_total{{core=\"1\",op=\"{op}\"}}")))
+        .map(|op| {
+            sum(&format!(
+                "ferrisdb_requests_total{{core=\"0\",op=\"{op}\"}}"
+            )) + sum(&format!(
+                "ferrisdb_requests_total{{core=\"1\",op=\"{op}\"}}"
+            ))
+        })
         .sum();
     if steps > 0.0 {
         println!(
@@ -132,7 +161,10 @@ fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut body = String::new();
     stream.read_to_string(&mut body)?;
     Ok(body)
@@ -147,7 +179,9 @@ fn free_ports(cores: usize) -> anyhow::Result<(SocketAddr, SocketAddr)> {
         if usize::from(base) + cores > usize::from(u16::MAX) {
             continue;
         }
-        let rest: Result<Vec<_>, _> = (1..cores).map(|i| UdpSocket::bind((Ipv4Addr::LOCALHOST, base + i as u16))).collect();
+        let rest: Result<Vec<_>, _> = (1..cores)
+            .map(|i| UdpSocket::bind((Ipv4Addr::LOCALHOST, base + i as u16)))
+            .collect();
         if rest.is_ok() {
             let admin = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?;
             return Ok((SocketAddr::from((Ipv4Addr::LOCALHOST, base)), admin));
@@ -157,44 +191,86 @@ fn free_ports(cores: usize) -> anyhow::Result<(SocketAddr, SocketAddr)> {
 }
 
 fn workload(endpoint: SocketAddr, security: Security, args: &DemoArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let client = connect(endpoint, security).await?;
         let keys = args.keys;
         let mut table = Vec::new();
-        table.push(phase("fillrandom", &client, keys, args.concurrency, move |c, i| async move {
-            let k = scramble(i, keys);
-            c.put(&key(k), &value(k)).await?;
-            Ok(())
-        }).await?);
-        table.push(phase("readrandom", &client, keys, args.concurrency, move |c, i| async move {
-            let k = scramble(i.wrapping_mul(7), keys);
-            match c.get(&key(k)).await? {
-                Some(v) if v == value(k) => Ok(()),
-                other => bail!("key {k} read back as {other:?}"),
-            }
-        }).await?);
+        table.push(
+            phase(
+                "fillrandom",
+                &client,
+                keys,
+                args.concurrency,
+                move |c, i| async move {
+                    let k = scramble(i, keys);
+                    c.put(&key(k), &value(k)).await?;
+                    Ok(())
+                },
+            )
+            .await?,
+        );
+        table.push(
+            phase(
+                "readrandom",
+                &client,
+                keys,
+                args.concurrency,
+                move |c, i| async move {
+                    let k = scramble(i.wrapping_mul(7), keys);
+                    match c.get(&key(k)).await? {
+                        Some(v) if v == value(k) => Ok(()),
+                        other => bail!("key {k} read back as {other:?}"),
+                    }
+                },
+            )
+            .await?,
+        );
         let scans = (keys / 100).max(1);
-        table.push(phase("scan100", &client, scans, args.concurrency.min(16), move |c, i| async move {
-            let start = key((i * 97) % keys);
-            let mut options = ScanOptions::range(start, b"user\xff".to_vec());
-            options.limit = Some(100);
-            c.scan_collect(options).await?;
-            Ok(())
-        }).await?);
+        table.push(
+            phase(
+                "scan100",
+                &client,
+                scans,
+                args.concurrency.min(16),
+                move |c, i| async move {
+                    let start = key((i * 97) % keys);
+                    let mut options = ScanOptions::range(start, b"user\xff".to_vec());
+                    options.limit = Some(100);
+                    c.scan_collect(options).await?;
+                    Ok(())
+                },
+            )
+            .await?,
+        );
         let batches = (keys / 10).max(1);
-        table.push(phase("batch10", &client, batches, args.concurrency, move |c, i| async move {
-            let mut batch = Batch::new();
-            for j in 0..10 {
-                batch.put(format!("batch{i:08}/{j}").into_bytes(), value(i));
-            }
-            c.batch(batch).await?;
-            Ok(())
-        }).await?);
-        table.push(phase("deleterange", &client, 1, 1, move |c, _| async move {
-            c.delete_range(b"batch", b"batch\xff").await?;
-            Ok(())
-        }).await?);
+        table.push(
+            phase(
+                "batch10",
+                &client,
+                batches,
+                args.concurrency,
+                move |c, i| async move {
+                    let mut batch = Batch::new();
+                    for j in 0..10 {
+                        batch.put(format!("batch{i:08}/{j}").into_bytes(), value(i));
+                    }
+                    c.batch(batch).await?;
+                    Ok(())
+                },
+            )
+            .await?,
+        );
+        table.push(
+            phase("deleterange", &client, 1, 1, move |c, _| async move {
+                c.delete_range(b"batch", b"batch\xff").await?;
+                Ok(())
+            })
+            .await?,
+        );
         print_table(&table);
         Ok(())
     })
@@ -232,7 +308,10 @@ fn scramble(i: u64, n: u64) -> u64 {
     let mask = (1u64 << bits) - 1;
     let mut x = i % n;
     loop {
-        x = (x.wrapping_mul(0x9E37_79B9_7F4A_7C15 | 1).wrapping_add(0x632B_E59B)) & mask;
+        x = (x
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15 | 1)
+            .wrapping_add(0x632B_E59B))
+            & mask;
         if x < n {
             return x;
         }
@@ -246,7 +325,13 @@ struct PhaseResult {
     latency: Histogram<u64>,
 }
 
-async fn phase<F, Fut>(name: &'static str, client: &Client, ops: u64, concurrency: usize, op: F) -> anyhow::Result<PhaseResult>
+async fn phase<F, Fut>(
+    name: &'static str,
+    client: &Client,
+    ops: u64,
+    concurrency: usize,
+    op: F,
+) -> anyhow::Result<PhaseResult>
 where
     F: Fn(Client, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -257,7 +342,8 @@ where
     for _ in 0..concurrency {
         let (client, next, op) = (client.clone(), next.clone(), op.clone());
         workers.push(tokio::spawn(async move {
-            let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+            let mut latency =
+                Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= ops {
@@ -271,18 +357,36 @@ where
     }
     let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
     for worker in workers {
-        let part = worker.await.context("workload task")?.with_context(|| name.to_string())?;
+        let part = worker
+            .await
+            .context("workload task")?
+            .with_context(|| name.to_string())?;
         latency.add(part).expect("same precision");
     }
-    Ok(PhaseResult { name, ops, elapsed: started.elapsed(), latency })
+    Ok(PhaseResult {
+        name,
+        ops,
+        elapsed: started.elapsed(),
+        latency,
+    })
 }
 
 fn print_table(rows: &[PhaseResult]) {
-    println!("\n{:<12} {:>9} {:>12} {:>10} {:>10}", "workload", "ops", "ops/s", "p50 ms", "p99 ms");
+    println!(
+        "\n{:<12} {:>9} {:>12} {:>10} {:>10}",
+        "workload", "ops", "ops/s", "p50 ms", "p99 ms"
+    );
     for r in rows {
         let rate = r.ops as f64 / r.elapsed.as_secs_f64().max(1e-9);
         let ms = |q: f64| r.latency.value_at_quantile(q) as f64 / 1000.0;
-        println!("{:<12} {:>9} {:>12.0} {:>10.2} {:>10.2}", r.name, r.ops, rate, ms(0.5), ms(0.99));
+        println!(
+            "{:<12} {:>9} {:>12.0} {:>10.2} {:>10.2}",
+            r.name,
+            r.ops,
+            rate,
+            ms(0.5),
+            ms(0.99)
+        );
     }
     println!("(writes are acknowledged once durable: fdatasync'd, group-committed)");
 }

@@ -8,8 +8,8 @@
 
 mod admin;
 mod cert;
-mod demo;
 mod config;
+mod demo;
 mod escape;
 mod inspect;
 mod lock;

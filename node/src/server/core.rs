@@ -302,23 +302,16 @@ impl Core {
         }
     }
 
-    /// The shard that serves `request`.
+    /// The shard that serves `request` (scans by the protocol's routing rule).
     fn owner(&self, request: &Request) -> Option<&ShardInfo> {
         let map = &self.node.map;
         match request {
             Request::Scan {
-                end, reverse: true, ..
-            } => match end {
-                ferrisdb_proto::KeyBound::Unbounded => map.shards.last(),
-                ferrisdb_proto::KeyBound::Included(k) => map.shard_for(k),
-                // The last key before `k` lives in the shard starting before it.
-                ferrisdb_proto::KeyBound::Excluded(k) => {
-                    let idx = map
-                        .shards
-                        .partition_point(|s| s.start.as_slice() < k.as_slice());
-                    idx.checked_sub(1).map(|i| &map.shards[i])
-                }
-            },
+                start,
+                end,
+                reverse,
+                ..
+            } => map.shard_for_scan(start, end, *reverse),
             other => map.shard_for(other.routing_key().unwrap_or(&[])),
         }
     }

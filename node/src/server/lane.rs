@@ -2,14 +2,12 @@
 //! request frames one way and response frames the other).
 
 use super::core::{Core, Out, Sink};
-use super::exec::error;
-use ferrisdb_io::mesh::{LocalReceiver, new_bounded};
+use ferrisdb_io::mesh::{LocalReceiver, LocalSender, new_bounded};
 use ferrisdb_io::notify::Notify;
 use ferrisdb_io::quic::{Connection, RecvStream, SendStream};
-use ferrisdb_proto::frame::{decode_request, encode_response};
+use ferrisdb_proto::frame::encode_response;
 use ferrisdb_proto::{
-    ErrorCode, FRAME_HEADER_BYTES, FrameHeader, FrameKind, IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX,
-    ResponseFrame,
+    FrameDecoder, IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX, ProtoError, RequestFrame, ResponseFrame,
 };
 use std::cell::Cell;
 use std::rc::Rc;
@@ -42,92 +40,71 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
     let (tx, rx) = new_bounded::<Vec<u8>>(LANE_QUEUE_FRAMES);
     let tx = Rc::new(tx);
     let writer = ferrisdb_io::executor::spawn(write_lane(send, rx));
-    let mut buf: Vec<u8> = Vec::new();
-    let mut start = 0usize;
+    // The decoder checks each header before it buffers a payload and holds
+    // at most one frame, whatever the client sends.
+    let mut decoder = FrameDecoder::<RequestFrame>::new();
     'read: loop {
-        // Every complete frame in the buffer.
-        while buf.len() - start >= FRAME_HEADER_BYTES {
-            let header_bytes: [u8; FRAME_HEADER_BYTES] = buf[start..start + FRAME_HEADER_BYTES]
-                .try_into()
-                .expect("length checked");
-            let header = match FrameHeader::decode(&header_bytes, FrameKind::Request) {
-                Ok(h) => h,
-                Err(err) => {
-                    // The stream cannot be re-synchronised: say why, stop reading.
-                    reply_error(&tx, &core, err.code(), err.to_string()).await;
-                    recv.stop(PROTOCOL_ERROR_CODE);
-                    break 'read;
-                }
-            };
-            let end = start + FRAME_HEADER_BYTES + header.payload_len as usize;
-            if buf.len() < end {
-                buf.reserve(end - buf.len());
-                break;
-            }
-            let payload = &buf[start + FRAME_HEADER_BYTES..end];
-            match decode_request(payload) {
-                Ok(frame) => {
-                    while budget.inflight.get() >= IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX {
-                        budget.freed.notified().await;
-                    }
-                    budget.inflight.set(budget.inflight.get() + 1);
-                    let core = core.clone();
-                    let out = Out::new(Sink::Lane(tx.clone()));
-                    let budget = budget.clone();
-                    ferrisdb_io::executor::spawn(async move {
-                        core.handle(frame, out).await;
-                        budget.inflight.set(budget.inflight.get() - 1);
-                        budget.freed.notify_all();
-                    })
-                    .detach();
-                }
-                // The frame boundary is known, so the lane goes on.
-                Err(err) => reply_error(&tx, &core, err.code(), err.to_string()).await,
-            }
-            start = end;
-        }
-        if start > 0 && start == buf.len() {
-            buf.clear();
-            start = 0;
-        } else if start > READ_CHUNK_BYTES {
-            buf.drain(..start);
-            start = 0;
-        }
-        match recv.read_chunk(READ_CHUNK_BYTES).await {
-            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+        let chunk = match recv.read_chunk(READ_CHUNK_BYTES).await {
+            Ok(Some(chunk)) => chunk,
             Ok(None) => {
-                if buf.len() > start {
-                    let have = buf.len() - start;
-                    reply_error(
-                        &tx,
-                        &core,
-                        ErrorCode::BadRequest,
-                        format!("stream ended inside a frame ({have} bytes)"),
-                    )
-                    .await;
+                if let Err(err) = decoder.finish() {
+                    reply_stream_error(&tx, &core, &err).await;
                 }
                 break;
             }
             Err(_) => break,
+        };
+        let mut input = &chunk[..];
+        loop {
+            let taken = match decoder.push(input) {
+                Ok(taken) => taken,
+                Err(err) => {
+                    // A refused header: the stream cannot be re-synchronised.
+                    reply_stream_error(&tx, &core, &err).await;
+                    recv.stop(PROTOCOL_ERROR_CODE);
+                    break 'read;
+                }
+            };
+            input = &input[taken..];
+            match decoder.pop() {
+                Some(Ok(frame)) => start_request(&core, frame, &tx, &budget).await,
+                // The frame's boundaries are known, so the lane goes on.
+                Some(Err(err)) => reply_stream_error(&tx, &core, &err).await,
+                None if input.is_empty() => break,
+                None => {}
+            }
         }
     }
     drop(tx);
     writer.await;
 }
 
-/// An error that belongs to no request (the frame could not be read): sent
-/// with request id 0.
-async fn reply_error(
-    tx: &Rc<ferrisdb_io::mesh::LocalSender<Vec<u8>>>,
-    core: &Core,
-    code: ErrorCode,
-    message: String,
+/// Runs `frame` as its own task once the connection has room for it.
+async fn start_request(
+    core: &Rc<Core>,
+    frame: RequestFrame,
+    tx: &Rc<LocalSender<Vec<u8>>>,
+    budget: &Rc<Budget>,
 ) {
-    let frame = ResponseFrame {
-        id: 0,
-        shard_map_version: core.node.map.version,
-        response: error(code, message),
-    };
+    while budget.inflight.get() >= IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX {
+        budget.freed.notified().await;
+    }
+    budget.inflight.set(budget.inflight.get() + 1);
+    let core = core.clone();
+    let out = Out::new(Sink::Lane(tx.clone()));
+    let budget = budget.clone();
+    ferrisdb_io::executor::spawn(async move {
+        core.handle(frame, out).await;
+        budget.inflight.set(budget.inflight.get() - 1);
+        budget.freed.notify_all();
+    })
+    .detach();
+}
+
+/// An error that belongs to no request (a frame could not be read): sent
+/// with request id 0.
+async fn reply_stream_error(tx: &Rc<LocalSender<Vec<u8>>>, core: &Core, err: &ProtoError) {
+    let frame = ResponseFrame::stream_error(err, core.node.map.version);
     if let Ok(bytes) = encode_response(&frame) {
         let _ = tx.send(bytes).await;
     }

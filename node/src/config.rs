@@ -51,6 +51,12 @@ pub struct NodeConfig {
     pub cores: usize,
     /// Shards each core owns; the key space is split into `cores * shards_per_core` ranges.
     pub shards_per_core: u32,
+    /// Keys where shards start (escaped as `ferrisdb shell` prints keys,
+    /// e.g. `user5` or `\x80`), strictly increasing; when set they replace
+    /// the even split of `cores * shards_per_core`. Read only when a data
+    /// directory is first created: the shard layout is fixed after that.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split_keys: Vec<String>,
     /// No TLS client authentication and a throwaway server certificate; only
     /// loopback listen addresses are accepted.
     pub insecure: bool,
@@ -98,6 +104,7 @@ pub const ENV_LISTEN: &str = "FERRISDB_LISTEN";
 pub const ENV_ADMIN: &str = "FERRISDB_ADMIN";
 pub const ENV_CORES: &str = "FERRISDB_CORES";
 pub const ENV_SHARDS_PER_CORE: &str = "FERRISDB_SHARDS_PER_CORE";
+pub const ENV_SPLIT_KEYS: &str = "FERRISDB_SPLIT_KEYS";
 pub const ENV_INSECURE: &str = "FERRISDB_INSECURE";
 pub const ENV_LOG_FORMAT: &str = "FERRISDB_LOG_FORMAT";
 pub const ENV_MEMTABLE_BYTES: &str = "FERRISDB_MEMTABLE_BYTES";
@@ -107,13 +114,14 @@ pub const ENV_CA_CERT: &str = "FERRISDB_CA_CERT";
 pub const ENV_CERT: &str = "FERRISDB_CERT";
 pub const ENV_KEY: &str = "FERRISDB_KEY";
 /// Every variable this module reads; no other is looked at.
-pub const ENV_NAMES: [&str; 14] = [
+pub const ENV_NAMES: [&str; 15] = [
     ENV_CONFIG,
     ENV_DATA_DIR,
     ENV_LISTEN,
     ENV_ADMIN,
     ENV_CORES,
     ENV_SHARDS_PER_CORE,
+    ENV_SPLIT_KEYS,
     ENV_INSECURE,
     ENV_LOG_FORMAT,
     ENV_MEMTABLE_BYTES,
@@ -123,6 +131,38 @@ pub const ENV_NAMES: [&str; 14] = [
     ENV_CERT,
     ENV_KEY,
 ];
+
+impl NodeConfig {
+    /// `split_keys` as bytes: each unescaped, non-empty, at most
+    /// `KEY_BYTES_MAX` long, strictly increasing, and few enough shards.
+    pub fn split_key_bytes(&self) -> anyhow::Result<Vec<Vec<u8>>> {
+        let mut keys: Vec<Vec<u8>> = Vec::with_capacity(self.split_keys.len());
+        for text in &self.split_keys {
+            let key =
+                crate::escape::unescape(text).map_err(|e| anyhow::anyhow!("split_keys: {e}"))?;
+            if key.is_empty() || key.len() > ferrisdb_proto::KEY_BYTES_MAX {
+                bail!(
+                    "split_keys: {text:?} must be 1..={} bytes",
+                    ferrisdb_proto::KEY_BYTES_MAX
+                );
+            }
+            if keys.last().is_some_and(|prev| *prev >= key) {
+                bail!(
+                    "split_keys: {text:?} is not after the key before it; give them in increasing order"
+                );
+            }
+            keys.push(key);
+        }
+        let shards = keys.len() + 1;
+        if shards > crate::server::layout::SHARDS_MAX as usize {
+            bail!(
+                "split_keys: {shards} shards; a node holds at most {}",
+                crate::server::layout::SHARDS_MAX
+            );
+        }
+        Ok(keys)
+    }
+}
 
 /// Flags of `ferrisdb start` and `ferrisdb config print` (highest precedence).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -142,9 +182,13 @@ pub struct ConfigArgs {
     /// Cores (pinned executors) [default: 1] [env: FERRISDB_CORES].
     #[arg(long, value_name = "N")]
     pub cores: Option<usize>,
-    /// Shards owned by each core [default: 4] [env: FERRISDB_SHARDS_PER_CORE].
+    /// Shards owned by each core [default: 1] [env: FERRISDB_SHARDS_PER_CORE].
     #[arg(long, value_name = "N")]
     pub shards_per_core: Option<u32>,
+    /// Keys where shards start, comma-separated, `\xHH` escapes allowed;
+    /// used when the data directory is created [env: FERRISDB_SPLIT_KEYS].
+    #[arg(long, value_name = "KEY,KEY,...", value_delimiter = ',')]
+    pub split_keys: Option<Vec<String>>,
     /// No mutual TLS; listen and admin must be loopback addresses [env: FERRISDB_INSECURE].
     #[arg(long)]
     pub insecure: bool,
@@ -187,6 +231,7 @@ struct Layer {
     admin: Option<SocketAddr>,
     cores: Option<usize>,
     shards_per_core: Option<u32>,
+    split_keys: Option<Vec<String>>,
     insecure: Option<bool>,
     log_format: Option<LogFormat>,
     #[serde(default, deserialize_with = "de_bytes")]
@@ -207,6 +252,7 @@ impl Layer {
             admin: higher.admin.or(self.admin),
             cores: higher.cores.or(self.cores),
             shards_per_core: higher.shards_per_core.or(self.shards_per_core),
+            split_keys: higher.split_keys.or(self.split_keys),
             insecure: higher.insecure.or(self.insecure),
             log_format: higher.log_format.or(self.log_format),
             memtable_bytes: higher.memtable_bytes.or(self.memtable_bytes),
@@ -262,6 +308,7 @@ impl Layer {
             admin: parsed(ENV_ADMIN, get(ENV_ADMIN), from_str)?,
             cores: parsed(ENV_CORES, get(ENV_CORES), from_str)?,
             shards_per_core: parsed(ENV_SHARDS_PER_CORE, get(ENV_SHARDS_PER_CORE), from_str)?,
+            split_keys: get(ENV_SPLIT_KEYS).map(|v| v.split(',').map(str::to_string).collect()),
             insecure: parsed(ENV_INSECURE, get(ENV_INSECURE), parse_bool)?,
             log_format: parsed(ENV_LOG_FORMAT, get(ENV_LOG_FORMAT), |v| {
                 <LogFormat as clap::ValueEnum>::from_str(v, true)
@@ -293,6 +340,7 @@ impl Layer {
             admin: args.admin,
             cores: args.cores,
             shards_per_core: args.shards_per_core,
+            split_keys: args.split_keys.clone(),
             // A flag can only turn insecure mode on.
             insecure: args.insecure.then_some(true),
             log_format: args.log_format,
@@ -342,6 +390,7 @@ pub fn resolve(
         admin: merged.admin.unwrap_or(ADMIN_DEFAULT),
         cores: merged.cores.unwrap_or(CORES_DEFAULT),
         shards_per_core: merged.shards_per_core.unwrap_or(SHARDS_PER_CORE_DEFAULT),
+        split_keys: merged.split_keys.unwrap_or_default(),
         insecure: merged.insecure.unwrap_or(false),
         log_format: merged.log_format.unwrap_or(LogFormat::Pretty),
         memtable_bytes: merged.memtable_bytes.unwrap_or(MEMTABLE_BYTES_DEFAULT),
@@ -376,6 +425,7 @@ fn validate(c: &NodeConfig) -> anyhow::Result<()> {
             c.shards_per_core
         );
     }
+    c.split_key_bytes()?;
     check_range(
         "memtable_bytes",
         c.memtable_bytes,
@@ -636,7 +686,7 @@ mod tests {
         assert_eq!(c.listen, addr("127.0.0.1:7400"));
         assert_eq!(c.admin, addr("127.0.0.1:7480"));
         assert_eq!(c.cores, 1);
-        assert_eq!(c.shards_per_core, 4);
+        assert_eq!(c.shards_per_core, SHARDS_PER_CORE_DEFAULT);
         assert_eq!(c.log_format, LogFormat::Pretty);
         assert_eq!(c.memtable_bytes, 64 << 20);
         assert_eq!(c.block_cache_bytes, 256 << 20);

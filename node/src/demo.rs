@@ -58,6 +58,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         admin,
         cores,
         shards_per_core: crate::config::SHARDS_PER_CORE_DEFAULT,
+        // One shard per core over the workload's keys (`user0000000000`...).
+        split_keys: (1..cores as u64)
+            .map(|i| String::from_utf8_lossy(&key(i * args.keys / cores as u64)).into_owned())
+            .collect(),
         insecure: false,
         log_format: LogFormat::Pretty,
         memtable_bytes: crate::config::MEMTABLE_BYTES_DEFAULT,

@@ -21,9 +21,47 @@ pub fn escape_all(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
 }
 
+/// The bytes [`escape_all`] rendered: `\xHH`, `\n`, `\r`, `\t`, `\0`,
+/// `\\`, `\'` and `\"` escapes, everything else as is.
+pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let escaped = match bytes.next() {
+            Some(b'x') => {
+                let hex: Vec<u8> = bytes.by_ref().take(2).collect();
+                let digits = std::str::from_utf8(&hex).ok().filter(|h| h.len() == 2);
+                digits
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("{text:?}: \\x must be followed by two hex digits"))?
+            }
+            Some(b'n') => b'\n',
+            Some(b'r') => b'\r',
+            Some(b't') => b'\t',
+            Some(b'0') => 0,
+            Some(c @ (b'\\' | b'\'' | b'"')) => c,
+            _ => return Err(format!("{text:?}: unknown escape")),
+        };
+        out.push(escaped);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unescape_reverses_escape_all() {
+        let raw = b"k\x00\xff\"'\\\n\tz".to_vec();
+        assert_eq!(unescape(&escape_all(&raw)).unwrap(), raw);
+        assert!(unescape(r"\x4").is_err());
+        assert!(unescape(r"\q").is_err());
+    }
 
     #[test]
     fn non_printables_are_escaped() {

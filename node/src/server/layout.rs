@@ -54,6 +54,7 @@ pub fn open_or_create(
     data_dir: &Path,
     cores: usize,
     shards_per_core: u32,
+    split_keys: &[Vec<u8>],
     base_port: u16,
 ) -> anyhow::Result<ShardMap> {
     let path = data_dir.join(LAYOUT_FILE);
@@ -69,13 +70,23 @@ pub fn open_or_create(
                 file.format
             );
         }
+        let asked: Vec<String> = split_keys.iter().map(|k| hex(k)).collect();
+        if !split_keys.is_empty() && asked != file.boundaries {
+            tracing::warn!(
+                "split_keys ignored: the shard layout was fixed when the data directory was created"
+            );
+        }
         file
     } else {
-        let count = (cores as u32).saturating_mul(shards_per_core);
-        if count == 0 || count > SHARDS_MAX {
-            bail!("{count} shards requested; a node holds 1..={SHARDS_MAX}");
-        }
-        let boundaries = initial_boundaries(count).iter().map(|b| hex(b)).collect();
+        let boundaries = if split_keys.is_empty() {
+            let count = (cores as u32).saturating_mul(shards_per_core);
+            if count == 0 || count > SHARDS_MAX {
+                bail!("{count} shards requested; a node holds 1..={SHARDS_MAX}");
+            }
+            initial_boundaries(count).iter().map(|b| hex(b)).collect()
+        } else {
+            split_keys.iter().map(|k| hex(k)).collect()
+        };
         LayoutFile {
             format: LAYOUT_FORMAT,
             boundaries,
@@ -156,7 +167,7 @@ mod tests {
     #[test]
     fn a_new_layout_covers_the_key_space_and_survives_a_core_count_change() {
         let dir = tempfile::tempdir().unwrap();
-        let map = open_or_create(dir.path(), 2, 4, 7400).unwrap();
+        let map = open_or_create(dir.path(), 2, 4, &[], 7400).unwrap();
         assert_eq!(map.shards.len(), 8);
         assert!(map.is_well_formed());
         assert_eq!(map.core_ports, vec![7400, 7401]);
@@ -164,17 +175,34 @@ mod tests {
         assert_eq!(map.shard_for(&[0xff; 8]).unwrap().id, 7);
         assert_eq!(map.shards.iter().filter(|s| s.core == 1).count(), 4);
         // Restart with one core: same shards, all on core 0, new map version.
-        let again = open_or_create(dir.path(), 1, 9, 7400).unwrap();
+        let again = open_or_create(dir.path(), 1, 9, &[], 7400).unwrap();
         assert_eq!(again.shards.len(), 8);
         assert!(again.shards.iter().all(|s| s.core == 0));
         assert!(again.version > map.version);
     }
 
     #[test]
+    fn split_keys_set_the_boundaries_of_a_new_layout_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let splits = vec![b"user3".to_vec(), b"user6".to_vec()];
+        let map = open_or_create(dir.path(), 2, 1, &splits, 7400).unwrap();
+        assert_eq!(map.shards.len(), 3);
+        assert_eq!(map.shard_for(b"user4").unwrap().id, 1);
+        assert_eq!(map.shard_for(b"user7").unwrap().start, b"user6".to_vec());
+        // Cores get contiguous runs of shards.
+        assert_eq!(
+            map.shards.iter().map(|s| s.core).collect::<Vec<_>>(),
+            vec![0, 0, 1]
+        );
+        let again = open_or_create(dir.path(), 2, 1, &[b"zzz".to_vec()], 7400).unwrap();
+        assert_eq!(again, map, "an existing layout is kept");
+    }
+
+    #[test]
     fn a_damaged_layout_file_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(LAYOUT_FILE), b"{not json").unwrap();
-        let err = open_or_create(dir.path(), 1, 1, 7400).unwrap_err();
+        let err = open_or_create(dir.path(), 1, 1, &[], 7400).unwrap_err();
         assert!(format!("{err:#}").contains("parse shard layout"), "{err:#}");
     }
 }

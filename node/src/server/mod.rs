@@ -87,6 +87,7 @@ pub fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         data_dir,
         config.cores,
         config.shards_per_core,
+        &config.split_key_bytes()?,
         config.listen.port(),
     )?;
     let server_config = tls::server_config(&config)?;

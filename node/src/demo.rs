@@ -176,7 +176,7 @@ fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
 
 /// A free UDP port `p` with `p + 1 .. p + cores` free too, and a free TCP
 /// port for the admin listener, all on 127.0.0.1.
-fn free_ports(cores: usize) -> anyhow::Result<(SocketAddr, SocketAddr)> {
+pub(crate) fn free_ports(cores: usize) -> anyhow::Result<(SocketAddr, SocketAddr)> {
     for _ in 0..100 {
         let first = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
         let base = first.local_addr()?.port();

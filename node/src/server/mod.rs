@@ -313,3 +313,6 @@ impl NodeShared {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

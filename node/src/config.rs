@@ -411,6 +411,11 @@ fn validate(c: &NodeConfig) -> anyhow::Result<()> {
     if !(1..=CORES_MAX).contains(&c.cores) {
         bail!("cores is {}; it must be between 1 and {CORES_MAX}", c.cores);
     }
+    if c.listen.port() == 0 {
+        bail!(
+            "listen port is 0; give a port: core i listens on port + i, which clients learn from the shard map"
+        );
+    }
     let last_port = usize::from(c.listen.port()) + c.cores - 1;
     if last_port > usize::from(u16::MAX) {
         bail!(

@@ -34,11 +34,18 @@ pub enum MeshMsg {
 /// Where a request's responses go.
 pub enum Sink {
     /// Encoded frames to a lane's writer task on this core.
-    Lane(Rc<LocalSender<Vec<u8>>>),
+    Lane(Rc<LaneTx>),
     /// Back to the core that forwarded the request.
     Mesh { core: usize, tag: u64 },
     /// To a local task waiting for a sub-request (delete_range fan-out).
     Local(Rc<LocalSender<ResponseFrame>>),
+}
+
+/// The sending side of a lane's writer queue; `closed` is set once the
+/// stream failed (the client went away), so long scans can stop.
+pub struct LaneTx {
+    pub tx: LocalSender<Vec<u8>>,
+    pub closed: Rc<Cell<bool>>,
 }
 
 /// A request's response channel, remembering whether it answered an error
@@ -66,9 +73,9 @@ impl Out {
             response,
         };
         match &self.sink {
-            Sink::Lane(tx) => match encode_response(&frame) {
+            Sink::Lane(lane) => match encode_response(&frame) {
                 // A closed lane means the client went away: nothing to tell.
-                Ok(bytes) => drop(tx.send(bytes).await),
+                Ok(bytes) => drop(lane.tx.send(bytes).await),
                 Err(err) => tracing::error!(%err, id, "cannot encode a response"),
             },
             Sink::Mesh { core: to, tag } => {
@@ -82,9 +89,10 @@ impl Out {
 
     /// Whether nobody listens any more (a long scan stops early).
     pub fn is_closed(&self) -> bool {
-        // A lane's writer keeps draining after its client left, so a scan
-        // to a gone client runs to its limit; nothing tells it yet.
-        false
+        match &self.sink {
+            Sink::Lane(lane) => lane.closed.get(),
+            Sink::Mesh { .. } | Sink::Local(_) => false,
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! A client connection and its lanes (bidirectional streams carrying
 //! request frames one way and response frames the other).
 
-use super::core::{Core, Out, Sink};
-use ferrisdb_io::mesh::{LocalReceiver, LocalSender, new_bounded};
+use super::core::{Core, LaneTx, Out, Sink};
+use ferrisdb_io::mesh::{LocalReceiver, new_bounded};
 use ferrisdb_io::notify::Notify;
 use ferrisdb_io::quic::{Connection, RecvStream, SendStream};
 use ferrisdb_proto::frame::encode_response;
@@ -38,8 +38,12 @@ pub async fn serve_connection(core: Rc<Core>, conn: Connection) {
 
 async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budget: Rc<Budget>) {
     let (tx, rx) = new_bounded::<Vec<u8>>(LANE_QUEUE_FRAMES);
-    let tx = Rc::new(tx);
-    let writer = ferrisdb_io::executor::spawn(write_lane(send, rx));
+    let closed = Rc::new(Cell::new(false));
+    let tx = Rc::new(LaneTx {
+        tx,
+        closed: closed.clone(),
+    });
+    let writer = ferrisdb_io::executor::spawn(write_lane(send, rx, closed));
     // The decoder checks each header before it buffers a payload and holds
     // at most one frame, whatever the client sends.
     let mut decoder = FrameDecoder::<RequestFrame>::new();
@@ -80,12 +84,7 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
 }
 
 /// Runs `frame` as its own task once the connection has room for it.
-async fn start_request(
-    core: &Rc<Core>,
-    frame: RequestFrame,
-    tx: &Rc<LocalSender<Vec<u8>>>,
-    budget: &Rc<Budget>,
-) {
+async fn start_request(core: &Rc<Core>, frame: RequestFrame, tx: &Rc<LaneTx>, budget: &Rc<Budget>) {
     while budget.inflight.get() >= IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX {
         budget.freed.notified().await;
     }
@@ -103,18 +102,19 @@ async fn start_request(
 
 /// An error that belongs to no request (a frame could not be read): sent
 /// with request id 0.
-async fn reply_stream_error(tx: &Rc<LocalSender<Vec<u8>>>, core: &Core, err: &ProtoError) {
+async fn reply_stream_error(lane: &LaneTx, core: &Core, err: &ProtoError) {
     let frame = ResponseFrame::stream_error(err, core.node.map.version);
     if let Ok(bytes) = encode_response(&frame) {
-        let _ = tx.send(bytes).await;
+        let _ = lane.tx.send(bytes).await;
     }
 }
 
 /// Writes queued frames to the stream, several at a time when they pile up,
 /// and finishes the stream once every sender is gone.
-async fn write_lane(mut send: SendStream, rx: LocalReceiver<Vec<u8>>) {
+async fn write_lane(mut send: SendStream, rx: LocalReceiver<Vec<u8>>, closed: Rc<Cell<bool>>) {
     while let Some(frame) = rx.recv().await {
         if send.write_all(&frame).await.is_err() {
+            closed.set(true);
             // The client is gone; drain so senders do not block.
             while rx.recv().await.is_some() {}
             return;

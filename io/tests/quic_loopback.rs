@@ -110,6 +110,15 @@ async fn serve_connection(conn: Connection) {
     }
 }
 
+/// An echo server with a certificate of `ca`, on a loopback port.
+fn start_echo_server(ca: &Ca) -> (Endpoint, SocketAddr) {
+    let config = server_config(ca, make_leaf(ca, &["127.0.0.1"]));
+    let server = Endpoint::bind(loopback(), Some(config), EndpointLimits::default()).unwrap();
+    let addr = server.local_addr();
+    glommio::spawn_local(echo_server(server.clone())).detach();
+    (server, addr)
+}
+
 async fn round_trip(conn: &Connection, payload: &[u8]) -> Result<Vec<u8>, QuicError> {
     let (mut send, mut recv) = conn.open_bi().await?;
     send.write_all(payload).await?;
@@ -125,14 +134,7 @@ async fn round_trip(conn: &Connection, payload: &[u8]) -> Result<Vec<u8>, QuicEr
 fn mutual_tls_echo_of_many_concurrent_streams() {
     run_local(|| async {
         let ca = make_ca();
-        let server = Endpoint::bind(
-            loopback(),
-            Some(server_config(&ca, make_leaf(&ca, &["127.0.0.1"]))),
-            EndpointLimits::default(),
-        )
-        .unwrap();
-        let addr = server.local_addr();
-        glommio::spawn_local(echo_server(server.clone())).detach();
+        let (server, addr) = start_echo_server(&ca);
 
         let client = Endpoint::bind(loopback(), None, EndpointLimits::default()).unwrap();
         let config = client_config(&ca, Some(make_leaf(&ca, &["client-1"])));
@@ -177,14 +179,7 @@ fn clients_without_a_certificate_of_our_ca_are_refused() {
     run_local(|| async {
         let ca = make_ca();
         let other_ca = make_ca();
-        let server = Endpoint::bind(
-            loopback(),
-            Some(server_config(&ca, make_leaf(&ca, &["127.0.0.1"]))),
-            EndpointLimits::default(),
-        )
-        .unwrap();
-        let addr = server.local_addr();
-        glommio::spawn_local(echo_server(server.clone())).detach();
+        let (server, addr) = start_echo_server(&ca);
         let client = Endpoint::bind(loopback(), None, EndpointLimits::default()).unwrap();
 
         let strangers = [Some(make_leaf(&other_ca, &["mallory"])), None];
@@ -217,14 +212,7 @@ fn clients_without_a_certificate_of_our_ca_are_refused() {
 fn garbage_datagrams_do_not_disturb_the_endpoint() {
     run_local(|| async {
         let ca = make_ca();
-        let server = Endpoint::bind(
-            loopback(),
-            Some(server_config(&ca, make_leaf(&ca, &["127.0.0.1"]))),
-            EndpointLimits::default(),
-        )
-        .unwrap();
-        let addr = server.local_addr();
-        glommio::spawn_local(echo_server(server.clone())).detach();
+        let (server, addr) = start_echo_server(&ca);
 
         let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut state = 0x9E37_79B9_7F4A_7C15u64;

@@ -85,8 +85,21 @@ where
         .expect("executor thread")
 }
 
+/// Longest an executor started by [`run_pinned`] sleeps without waking.
+///
+/// glommio 0.9 sometimes loses a wake-up sent from another executor thread
+/// (a shared-channel peer connecting or sending) while the target sleeps in
+/// `io_uring_enter`: the wake is queued but the thread is not roused, and an
+/// executor with nothing else pending sleeps forever. Two-core nodes
+/// restarting on existing data hung this way in most restarts (the node's
+/// lifecycle tests). Anything that interrupts the sleep lets the executor
+/// process the queued wake, so every pinned executor keeps a timer this
+/// short pending: a lost cross-core wake-up costs at most this much latency.
+pub const WAKE_GUARD_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Starts one executor pinned to each of `cores` CPUs (0..cores) and runs
-/// `make(core)` on each; returns each core's result in core order.
+/// `make(core)` on each; returns each core's result in core order. Each
+/// executor also runs a wake guard (see [`WAKE_GUARD_INTERVAL`]).
 pub fn run_pinned<F, Fut, T>(cores: usize, make: F) -> std::io::Result<Vec<T>>
 where
     F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
@@ -99,7 +112,15 @@ where
         let make = make.clone();
         let placement = Placement::Fixed(core % available);
         let handle = builder(placement, &format!("ferrisdb-core-{core}"))
-            .spawn(move || make(core))
+            .spawn(move || {
+                glommio::spawn_local(async {
+                    loop {
+                        glommio::timer::sleep(WAKE_GUARD_INTERVAL).await;
+                    }
+                })
+                .detach();
+                make(core)
+            })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         handles.push(handle);
     }

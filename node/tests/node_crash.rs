@@ -112,9 +112,6 @@ fn every_acknowledged_write_survives_kill9_under_load_one_core() {
 /// The same on two cores, where puts routed to core 0 are forwarded to
 /// core 1 and both cores recover their shards on restart.
 #[test]
-#[ignore = "BUG: a two-core node restarted on an existing data directory often never serves on one \
-            core (usually core 1; its executor sleeps in io_uring_enter until a ptrace attach \
-            interrupts it); see node_lifecycle::a_restarted_two_core_node_serves_on_every_core"]
 fn every_acknowledged_write_survives_kill9_under_load_two_cores() {
     kill9_cycles(2);
 }

@@ -190,8 +190,6 @@ fn sigint_under_load_exits_0_in_bound_and_a_restart_serves_every_acknowledged_wr
 }
 
 #[test]
-#[ignore = "BUG: a two-core node restarted on an existing data directory often never serves on one \
-            core (usually core 1); see a_restarted_two_core_node_serves_on_every_core"]
 fn sigterm_under_load_on_two_cores_and_a_restart_serves_every_acknowledged_write() {
     graceful_stop_under_load(NodeProcess::terminate, "sigterm-2-cores", 2);
 }
@@ -207,11 +205,9 @@ fn sigterm_under_load_on_two_cores_and_a_restart_serves_every_acknowledged_write
 /// debugger (which interrupts the syscall) makes it log `core serving` at
 /// once, so a wake-up of that core's executor is lost during start-up. In a
 /// shell loop of SIGTERM + restart, 10 of 11 restarts hung; with one core,
-/// 0 of 8. It is intermittent: some runs of this test pass.
+/// 0 of 8. Fixed by the wake guard of `ferrisdb_io::executor::run_pinned`
+/// (glommio 0.9 loses cross-executor wake-ups while a reactor sleeps).
 #[test]
-#[ignore = "BUG: a two-core node restarted on an existing data directory often never serves on one \
-            core (usually core 1): its executor sleeps in io_uring_enter (wchan io_cqring_wait) \
-            until a ptrace attach interrupts it (lost wake-up at start-up); one core is fine"]
 fn a_restarted_two_core_node_serves_on_every_core() {
     let mut node = NodeProcess::start();
     let rt = support::runtime();

@@ -224,40 +224,39 @@ impl Core {
         };
         self.inflight.set(self.inflight.get() + 1);
         let out = Rc::new(out);
-        // The work runs as its own task: a write that has begun is never
-        // cancelled halfway (the deadline only stops the waiting).
         let done = Rc::new(Cell::new(false));
-        let work = {
+        let mut work = {
             let core = self.clone();
             let out = out.clone();
             let done = done.clone();
-            ferrisdb_io::executor::spawn(async move {
+            Box::pin(async move {
                 core.route(frame, &out).await;
                 done.set(true);
             })
         };
-        let deadline = ferrisdb_io::executor::sleep(Duration::from_millis(u64::from(timeout_ms)));
-        let timed_out = futures_lite::future::or(
-            async {
-                work.await;
-                false
-            },
-            async {
-                deadline.await;
-                true
-            },
-        )
-        .await;
-        if timed_out && !done.get() {
-            out.emit(
-                self,
-                id,
-                error(
-                    ErrorCode::Timeout,
-                    format!("no result within {timeout_ms} ms"),
-                ),
+        // Most reads finish without waiting for anything: they need no task
+        // and no timer.
+        if futures_lite::future::poll_once(&mut work).await.is_none() {
+            // The rest runs as its own task: a write that has begun is never
+            // cancelled halfway (the deadline only stops the waiting).
+            let work = ferrisdb_io::executor::spawn(work);
+            let deadline =
+                ferrisdb_io::executor::sleep(Duration::from_millis(u64::from(timeout_ms)));
+            let timed_out = futures_lite::future::or(
+                async {
+                    work.await;
+                    false
+                },
+                async {
+                    deadline.await;
+                    true
+                },
             )
             .await;
+            if timed_out && !done.get() {
+                let message = format!("no result within {timeout_ms} ms");
+                out.emit(self, id, error(ErrorCode::Timeout, message)).await;
+            }
         }
         self.metrics()
             .record_request(op, started.elapsed(), !out.failed.get());

@@ -3,6 +3,7 @@
 //! ([`sim`]). See `docs/replication.md`.
 #![forbid(unsafe_code)]
 
+pub mod core_log;
 pub mod raft;
 pub mod rng;
 pub mod sim;

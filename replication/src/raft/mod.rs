@@ -205,6 +205,17 @@ pub struct Ready {
     pub leadership_lost: Option<Term>,
 }
 
+impl Ready {
+    /// Whether `messages_after_persist` need every earlier write durable
+    /// too, not just this Ready's: true unless they are all vote traffic
+    /// (a vote answers for the vote alone).
+    pub fn needs_earlier_writes(&self) -> bool {
+        self.messages_after_persist
+            .iter()
+            .any(|m| !matches!(m.body, Body::Vote { .. } | Body::VoteResponse { .. }))
+    }
+}
+
 pub struct Raft {
     cfg: Config,
     term: Term,
@@ -262,17 +273,26 @@ impl Raft {
             .entries
             .last()
             .map_or(restored.before.1, |e| e.term);
-        if last_term > hs.term || hs.commit > last {
+        if hs.commit > last {
             return Err(RaftError::BadRestore(format!(
-                "hard state {hs:?} behind a log ending at {last}/{last_term}"
+                "commit {} beyond a log ending at {last}",
+                hs.commit
             )));
         }
+        // A crash can keep the entries of a write and lose the hard state
+        // that followed them. The lost vote was never answered (answers wait
+        // for persistence), so taking the log's term with no vote is safe.
+        let (term, vote) = if last_term > hs.term {
+            (last_term, None)
+        } else {
+            (hs.term, hs.vote)
+        };
         let mut voters = cfg.voters.clone();
         voters.sort();
         let mut raft = Raft {
             rng: Rng::new(cfg.seed),
-            term: hs.term,
-            vote: hs.vote,
+            term,
+            vote,
             role: Role::Follower,
             leader: None,
             log: RaftLog::restore(restored.before, restored.entries, hs.commit),
@@ -324,6 +344,11 @@ impl Raft {
             vote: self.vote,
             commit: self.log.committed(),
         }
+    }
+
+    /// The leader's view of a follower (for metrics and tests).
+    pub fn progress(&self, id: NodeId) -> Option<&Progress> {
+        self.progress.get(&id)
     }
 
     pub fn config(&self) -> &Config {

@@ -28,6 +28,8 @@ pub struct Progress {
     pub recent_active: bool,
     /// Newest leader tick echoed by this follower's heartbeat responses.
     pub ack_tick: u64,
+    /// The match advanced since the last heartbeat response.
+    progressed: bool,
 }
 
 impl Progress {
@@ -41,6 +43,7 @@ impl Progress {
             inflight_bytes: 0,
             recent_active: false,
             ack_tick: 0,
+            progressed: false,
         }
     }
 
@@ -93,6 +96,7 @@ impl Progress {
         if updated {
             self.match_index = index;
             self.probe_sent = false;
+            self.progressed = true;
         }
         self.next_index = self.next_index.max(index.next());
         while let Some(&(last, bytes)) = self.inflight.front() {
@@ -103,6 +107,11 @@ impl Progress {
             self.inflight_bytes -= bytes;
         }
         updated
+    }
+
+    /// Whether the match advanced since the last call.
+    pub fn take_progressed(&mut self) -> bool {
+        std::mem::take(&mut self.progressed)
     }
 
     /// The follower rejected an append whose previous index was `rejected`;

@@ -74,9 +74,19 @@ impl Raft {
                 sent_tick,
             } => {
                 pr.ack_tick = pr.ack_tick.max(sent_tick);
+                // The follower is alive. If its window is shut and nothing was
+                // acknowledged since the last heartbeat, appends to it were
+                // lost: resend from its match (a stuck window never reopens
+                // on its own). Otherwise send an append, empty if nothing is
+                // new: a follower missing entries rejects it with a hint.
                 pr.probe_sent = false;
+                let (msgs_max, bytes_max) =
+                    (self.cfg.inflight_msgs_max, self.cfg.inflight_bytes_max);
+                if pr.is_paused(msgs_max, bytes_max) && !pr.take_progressed() {
+                    pr.become_probe();
+                }
                 if pr.match_index < self.log.last_index() {
-                    self.send_append(m.from, false);
+                    self.send_append(m.from, true);
                 }
                 self.on_read_ack(m.from, read_ctx);
             }

@@ -1,0 +1,49 @@
+//! The checkers can fail: each planted protocol bug (compiled only with the
+//! `planted-bugs` feature, which this crate's tests enable) is caught by the
+//! simulator within a bounded number of seeds.
+
+use ferrisdb_replication::raft::PlantedBug;
+use ferrisdb_replication::sim::{SimOptions, run_catching};
+
+/// Runs seeds from `first` until one fails; returns (seed, failure text).
+fn first_failure(bug: PlantedBug, first: u64, seeds_max: u64) -> Option<(u64, String)> {
+    let opts = SimOptions {
+        planted_bug: Some(bug),
+        ..SimOptions::default()
+    };
+    (first..first + seeds_max).find_map(|seed| {
+        run_catching(seed, &opts)
+            .err()
+            .map(|f| (seed, f.to_string()))
+    })
+}
+
+/// §5.4.1 planted away: votes granted without the up-to-date check let a
+/// node with a stale log lead and drop committed entries.
+#[test]
+fn vote_without_log_check_is_caught() {
+    let (seed, what) = first_failure(PlantedBug::VoteWithoutLogCheck, 0, 300)
+        .expect("the simulator catches a vote granted to a stale log within 300 seeds");
+    println!("caught at seed {seed}: {what}");
+}
+
+/// §5.4.2 planted away: a leader that commits an entry of an earlier term by
+/// counting replicas (Figure 8) lets a committed entry be overwritten.
+///
+/// Not caught within 60 000 seeds of the general fault mix (2026-11-24):
+/// the no-op a new leader appends usually reaches the quorum in the same
+/// round trip as the earlier-term entry, leaving a window of about one round
+/// trip for the rest of the Figure 8 sequence. Kept, ignored, for a targeted
+/// fault profile to come: `FERRISDB_PLANTED_SEEDS=N cargo test --release
+/// -p ferrisdb-replication --test sim_planted_bugs -- --ignored`.
+#[test]
+#[ignore = "not caught by the general fault mix within 60 000 seeds"]
+fn commit_of_previous_term_by_counting_is_caught() {
+    let seeds: u64 = std::env::var("FERRISDB_PLANTED_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000);
+    let (seed, what) = first_failure(PlantedBug::CommitPreviousTermByCount, 0, seeds)
+        .expect("the simulator catches an earlier-term commit by counting within the seed bound");
+    println!("caught at seed {seed}: {what}");
+}

@@ -9,12 +9,12 @@ use ferrisdb_replication::sim::throughput::{Params, run};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let entries = if full { 2_000_000 } else { 5_000 };
+    let entries = if full { 1_000_000 } else { 5_000 };
     println!("raft core throughput, 3 voters, one thread, {entries} entries per run");
     for batch in [1, 16, 256] {
         for check_invariants in [false, true] {
             let mut rates = Vec::new();
-            for _ in 0..if full { 5 } else { 1 } {
+            for _ in 0..if full { 3 } else { 1 } {
                 let r = run(Params {
                     entries,
                     batch,

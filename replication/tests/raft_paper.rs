@@ -583,3 +583,50 @@ fn malformed_appends_are_rejected_without_a_state_change() {
         Err(RaftError::Misrouted { .. })
     ));
 }
+
+/// Thesis §3.10 (leadership transfer): "the prior leader sends its log
+/// entries to the target server ... then sends a TimeoutNow request", the
+/// target starts an election at once and wins even though voters heard from
+/// the old leader recently; the old leader refuses proposals meanwhile.
+#[test]
+fn leadership_transfer_hands_over_to_an_up_to_date_target() {
+    let mut c = Cluster::with(3, |cfg| {
+        cfg.pre_vote = true;
+        cfg.check_quorum = true;
+    });
+    c.tick_all(30);
+    let old = c.leaders()[0];
+    let target = (1..=3).map(NodeId).find(|&n| n != old).expect("a follower");
+    c.isolate(target.0);
+    c.propose(old.0, b"behind");
+    c.heal();
+    c.node(old.0)
+        .transfer_leader(target)
+        .expect("leader accepts");
+    let refused = c.node(old.0).propose(vec![b"during".to_vec().into()]);
+    assert!(
+        matches!(refused, Err(RaftError::TransferInProgress)),
+        "{refused:?}"
+    );
+    c.settle();
+    c.tick_all(1);
+    assert_eq!(c.leaders(), vec![target], "the target leads");
+    let t = c.node(target.0).term();
+    assert!(t > c.node(old.0).term() || c.node(old.0).role() == Role::Follower);
+    c.propose(target.0, b"after");
+    c.tick_all(3);
+    for id in 1..=3 {
+        let applied: Vec<Vec<u8>> = c.applied[&NodeId(id)]
+            .iter()
+            .filter(|e| !e.data.is_empty())
+            .map(|e| e.data.to_vec())
+            .collect();
+        assert_eq!(
+            applied,
+            vec![b"behind".to_vec(), b"after".to_vec()],
+            "node {id}"
+        );
+    }
+    let bad = c.node(target.0).transfer_leader(target);
+    assert!(matches!(bad, Err(RaftError::BadTransfer { .. })));
+}

@@ -40,6 +40,7 @@ struct Totals {
     ops_failed: u64,
     elections: u64,
     crashes: u64,
+    transfers: u64,
     inconclusive: u64,
     virtual_us: u64,
 }
@@ -53,6 +54,7 @@ impl Totals {
         self.ops_failed += s.ops_failed;
         self.elections += s.elections;
         self.crashes += s.crashes;
+        self.transfers += s.transfers;
         self.inconclusive += s.linearizability.inconclusive as u64;
         self.virtual_us += s.virtual_us;
     }
@@ -121,7 +123,7 @@ fn main() {
     let t = totals.into_inner().expect("no panics while locked");
     println!(
         "{} seeds clean in {:.1} s wall ({:.1} s virtual): {} events, {} ops ok, {} unknown, \
-         {} failed, {} elections, {} crashes, {} registers inconclusive",
+         {} failed, {} elections, {} crashes, {} transfers, {} registers inconclusive",
         t.seeds,
         started.elapsed().as_secs_f64(),
         t.virtual_us as f64 / 1e6,
@@ -131,6 +133,7 @@ fn main() {
         t.ops_failed,
         t.elections,
         t.crashes,
+        t.transfers,
         t.inconclusive
     );
     if failed.load(Ordering::Relaxed) {

@@ -20,6 +20,7 @@ impl Raft {
     }
 
     pub(super) fn tick_leader(&mut self) {
+        self.tick_transfer();
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
         if self.election_elapsed >= self.cfg.election_ticks {
@@ -41,8 +42,8 @@ impl Raft {
     /// starts a new round.
     fn quorum_recently_active(&mut self) -> bool {
         let mut active = 1;
-        for pr in self.progress.values_mut() {
-            if pr.recent_active {
+        for (id, pr) in self.progress.iter_mut() {
+            if pr.recent_active && self.voters.contains(id) {
                 active += 1;
             }
             pr.recent_active = false;
@@ -71,6 +72,7 @@ impl Raft {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        self.transfer = None;
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
         self.progress.clear();
@@ -101,6 +103,7 @@ impl Raft {
 
     pub(super) fn become_candidate(&mut self, transfer: bool) {
         assert!(self.role != Role::Leader, "a leader does not campaign");
+        assert!(self.is_voter(), "a learner does not campaign");
         self.term = self.term.next();
         self.vote = Some(self.cfg.id);
         self.role = Role::Candidate;
@@ -135,7 +138,7 @@ impl Raft {
         self.heartbeat_elapsed = 0;
         let next = self.log.last_index().next();
         self.progress = self
-            .peers()
+            .targets()
             .into_iter()
             .map(|p| {
                 let mut pr = Progress::new(next);
@@ -146,6 +149,8 @@ impl Raft {
             })
             .collect();
         self.reads = Default::default();
+        self.transfer = None;
+        self.lease_forfeited = false;
         // §5.4.2 / §8: a leader commits entries of earlier terms only by
         // committing one of its own; the no-op does that at once, and also
         // tells the leader what is committed before it serves reads.

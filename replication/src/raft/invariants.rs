@@ -33,7 +33,11 @@ impl Raft {
             Role::Leader => {
                 assert_eq!(self.leader, Some(self.cfg.id));
                 assert_eq!(self.vote, Some(self.cfg.id), "a leader voted for itself");
-                assert_eq!(self.progress.len(), self.voters.len() - 1);
+                assert!(self.voters.contains(&self.cfg.id), "a learner never leads");
+                assert_eq!(
+                    self.progress.len(),
+                    self.voters.len() - 1 + self.learners.len()
+                );
                 for pr in self.progress.values() {
                     assert!(pr.match_index < pr.next_index, "match below next");
                     assert!(pr.match_index <= log.last_index(), "match beyond the log");

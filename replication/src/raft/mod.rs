@@ -24,6 +24,7 @@ pub mod message;
 pub mod progress;
 mod read;
 mod replication;
+mod transfer;
 
 use crate::rng::Rng;
 use crate::types::{Entry, GroupId, HardState, LogIndex, NodeId, Payload, Term};
@@ -64,8 +65,11 @@ pub enum PlantedBug {
 pub struct Config {
     pub id: NodeId,
     pub group: GroupId,
-    /// Every voting member, this node included.
+    /// Every voting member (this node included, unless it is a learner).
     pub voters: Vec<NodeId>,
+    /// Members that receive the log but neither vote nor count towards a
+    /// quorum (e.g. a replica catching up before it becomes a voter).
+    pub learners: Vec<NodeId>,
     /// The shortest election timeout; each node draws its timeout uniformly
     /// from `election_ticks..2 * election_ticks` (§5.2). In production a tick
     /// is wall-clock driven and independent of the disk, so a slow fdatasync
@@ -103,6 +107,7 @@ impl Config {
             id,
             group,
             voters,
+            learners: Vec::new(),
             election_ticks: 10,
             heartbeat_ticks: 2,
             pre_vote: true,
@@ -122,14 +127,17 @@ impl Config {
 
     fn validate(&self) -> Result<(), RaftError> {
         let bad = |why: &str| Err(RaftError::Config(why.to_string()));
-        if !self.voters.contains(&self.id) {
-            return bad("the node is not among the voters");
+        if !self.voters.contains(&self.id) && !self.learners.contains(&self.id) {
+            return bad("the node is neither a voter nor a learner");
         }
-        let mut sorted = self.voters.clone();
+        if self.voters.is_empty() {
+            return bad("no voters");
+        }
+        let mut sorted: Vec<NodeId> = self.voters.iter().chain(&self.learners).copied().collect();
         sorted.sort();
         sorted.dedup();
-        if sorted.len() != self.voters.len() {
-            return bad("duplicate voter");
+        if sorted.len() != self.voters.len() + self.learners.len() {
+            return bad("duplicate member");
         }
         if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
             return bad("need 0 < heartbeat_ticks < election_ticks");
@@ -166,6 +174,10 @@ pub enum RaftError {
         from: NodeId,
         why: &'static str,
     },
+    #[error("a leadership transfer is in progress; retry shortly")]
+    TransferInProgress,
+    #[error("cannot transfer leadership to {to}: not another voter")]
+    BadTransfer { to: NodeId },
     #[error("bad configuration: {0}")]
     Config(String),
     #[error("restored state is inconsistent: {0}")]
@@ -223,8 +235,10 @@ pub struct Raft {
     role: Role,
     leader: Option<NodeId>,
     log: RaftLog,
-    /// Sorted; includes this node.
+    /// Sorted; includes this node unless it is a learner.
     voters: Vec<NodeId>,
+    /// Sorted.
+    learners: Vec<NodeId>,
     /// Leader only: every other voter.
     progress: BTreeMap<NodeId, Progress>,
     /// Candidate and pre-candidate: responses so far.
@@ -237,6 +251,10 @@ pub struct Raft {
     rng: Rng,
     reads: read::ReadQueue,
     out: Ready,
+    transfer: Option<transfer::Transfer>,
+    /// Set once this leader sent `TimeoutNow`: no lease reads for the rest
+    /// of its term.
+    lease_forfeited: bool,
     /// Hard state as last handed out.
     emitted: HardState,
     ghost: invariants::Ghost,
@@ -289,6 +307,8 @@ impl Raft {
         };
         let mut voters = cfg.voters.clone();
         voters.sort();
+        let mut learners = cfg.learners.clone();
+        learners.sort();
         let mut raft = Raft {
             rng: Rng::new(cfg.seed),
             term,
@@ -297,6 +317,7 @@ impl Raft {
             leader: None,
             log: RaftLog::restore(restored.before, restored.entries, hs.commit),
             voters,
+            learners,
             progress: BTreeMap::new(),
             votes: BTreeMap::new(),
             election_elapsed: 0,
@@ -305,6 +326,8 @@ impl Raft {
             ticks: 1,
             reads: read::ReadQueue::default(),
             out: Ready::default(),
+            transfer: None,
+            lease_forfeited: false,
             emitted: hs,
             ghost: invariants::Ghost::default(),
             cfg,
@@ -388,6 +411,9 @@ impl Raft {
                 leader: self.leader,
             });
         }
+        if self.transfer.is_some() {
+            return Err(RaftError::TransferInProgress);
+        }
         let bytes = batch.iter().map(|d| d.len()).max().unwrap_or(0);
         if batch.is_empty() || batch.len() > PROPOSAL_ENTRIES_MAX || bytes > ENTRY_BYTES_MAX {
             return Err(RaftError::ProposalTooLarge {
@@ -462,12 +488,20 @@ impl Raft {
         self.voters.contains(&self.cfg.id)
     }
 
+    /// Other voters (asked for votes, counted for quorums).
     fn peers(&self) -> Vec<NodeId> {
         self.voters
             .iter()
             .copied()
             .filter(|&v| v != self.cfg.id)
             .collect()
+    }
+
+    /// Everyone the leader replicates to: other voters and learners.
+    fn targets(&self) -> Vec<NodeId> {
+        let mut out = self.peers();
+        out.extend(self.learners.iter().copied().filter(|&l| l != self.cfg.id));
+        out
     }
 
     fn send(&mut self, to: NodeId, term: Term, body: Body) {

@@ -93,7 +93,7 @@ impl Raft {
     /// after `start` and `now < start + election_ticks - drift_ticks`: none of
     /// those voters grants a vote within `election_ticks` of receiving it.
     fn lease_valid(&self) -> bool {
-        if !self.cfg.lease_reads {
+        if !self.cfg.lease_reads || self.lease_forfeited {
             return false;
         }
         let mut acked: Vec<u64> = self
@@ -113,6 +113,9 @@ impl Raft {
     }
 
     pub(super) fn on_read_ack(&mut self, from: NodeId, seq: u64) {
+        if !self.voters.contains(&from) {
+            return; // a learner's acknowledgement proves nothing
+        }
         let quorum = self.quorum();
         let mut ready_upto = None;
         for (n, read) in self.reads.pending.iter_mut().enumerate() {

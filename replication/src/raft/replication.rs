@@ -215,6 +215,7 @@ impl Raft {
                 }
             }
             while self.send_append(from, false) {}
+            self.maybe_send_timeout_now(from);
             return;
         }
         // Fast backtracking: skip every entry of a term the follower cannot
@@ -265,14 +266,14 @@ impl Raft {
     }
 
     pub(super) fn broadcast_append(&mut self, send_if_empty: bool) {
-        for to in self.peers() {
+        for to in self.targets() {
             self.send_append(to, send_if_empty);
         }
     }
 
     pub(super) fn broadcast_heartbeat(&mut self) {
         let read_ctx = self.reads.newest_seq();
-        for to in self.peers() {
+        for to in self.targets() {
             let pr = &self.progress[&to];
             let commit = self.log.committed().min(pr.match_index);
             let body = Body::Heartbeat {

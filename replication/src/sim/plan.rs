@@ -10,7 +10,9 @@ pub const TICK_US: u64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Nodes in all; the last `learners` of them are learners.
     pub nodes: usize,
+    pub learners: usize,
     pub groups: usize,
     pub clients: usize,
     pub keys: u32,
@@ -43,13 +45,16 @@ pub struct Plan {
 
 impl Plan {
     pub fn draw(rng: &mut Rng, fault_us: Option<u64>) -> Self {
-        let nodes = [3, 3, 5][rng.below(3) as usize];
+        let voters = [3, 3, 5][rng.below(3) as usize];
+        let learners = if rng.chance(0.25) { 1 } else { 0 };
+        let nodes = voters + learners;
         let check_quorum = rng.chance(0.75);
         let tick_us = (0..nodes)
             .map(|_| TICK_US * 98 / 100 + rng.below(TICK_US * 4 / 100 + 1))
             .collect();
         Plan {
             nodes,
+            learners,
             groups: 1 + rng.below(2) as usize,
             clients: 2 + rng.below(4) as usize,
             keys: 1 + rng.below(3) as u32,

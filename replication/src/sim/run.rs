@@ -60,6 +60,8 @@ pub struct Stats {
     pub ops_unknown: u64,
     pub elections: u64,
     pub crashes: u64,
+    /// Leadership transfers the leader accepted.
+    pub transfers: u64,
     pub entries_applied: usize,
     pub linearizability: Report,
 }
@@ -285,7 +287,7 @@ impl Sim {
                     self.start_node(node)?;
                 }
             }
-            Event::Nemesis => self.on_nemesis(),
+            Event::Nemesis => self.on_nemesis()?,
             Event::Link { from, to, cut } => {
                 if self.heal_at.is_none() {
                     if cut {
@@ -302,8 +304,10 @@ impl Sim {
     }
 
     fn config(&self, node: usize, group: GroupId) -> Config {
-        let voters = (0..self.plan.nodes).map(node_id).collect();
+        let voter_count = self.plan.nodes - self.plan.learners;
+        let voters = (0..voter_count).map(node_id).collect();
         let mut cfg = Config::new(node_id(node), group, voters);
+        cfg.learners = (voter_count..self.plan.nodes).map(node_id).collect();
         cfg.pre_vote = self.plan.pre_vote;
         cfg.check_quorum = self.plan.check_quorum;
         cfg.lease_reads = self.plan.lease_reads;
@@ -675,13 +679,14 @@ impl Sim {
         self.schedule(next, Event::Crash);
     }
 
-    fn on_nemesis(&mut self) {
+    fn on_nemesis(&mut self) -> Result<(), String> {
         if self.heal_at.is_some() {
-            return;
+            return Ok(());
         }
         let nodes: Vec<NodeId> = (0..self.plan.nodes).map(node_id).collect();
         let victim = nodes[self.rng.below(nodes.len() as u64) as usize];
-        match self.rng.below(6) {
+        match self.rng.below(7) {
+            6 => self.transfer_leadership()?,
             0 => self.net.heal(),
             1 => self.net.partition(&nodes),
             2 => self.net.isolate(victim, &nodes),
@@ -729,6 +734,29 @@ impl Sim {
         let every = self.plan.nemesis_every_us;
         let next = self.rng.range(every / 2, every * 3 / 2);
         self.schedule(next, Event::Nemesis);
+        Ok(())
+    }
+
+    /// Asks the leader of a random group to hand over to a random voter.
+    fn transfer_leadership(&mut self) -> Result<(), String> {
+        let group = group_id(self.rng.below(self.plan.groups as u64) as usize);
+        let target = node_id(self.rng.below(self.plan.nodes as u64) as usize);
+        let leader = (0..self.nodes.len()).find(|&i| {
+            self.nodes[i]
+                .groups
+                .get(&group)
+                .is_some_and(|g| g.raft.role() == Role::Leader)
+        });
+        let Some(i) = leader else {
+            return Ok(());
+        };
+        if let Some(gn) = self.nodes[i].groups.get_mut(&group) {
+            // Refused when the target is the leader itself or a learner.
+            if gn.raft.transfer_leader(target).is_ok() {
+                self.stats.transfers += 1;
+            }
+        }
+        self.process(i, group)
     }
 
     fn on_heal(&mut self) -> Result<(), String> {

@@ -9,6 +9,7 @@ use ferrisdb_replication::sim::{SimOptions, run_catching};
 fn first_failure(bug: PlantedBug, first: u64, seeds_max: u64) -> Option<(u64, String)> {
     let opts = SimOptions {
         planted_bug: Some(bug),
+        churn: std::env::var("FERRISDB_CHURN").is_ok(),
         ..SimOptions::default()
     };
     (first..first + seeds_max).find_map(|seed| {

@@ -73,3 +73,16 @@ fn regression_seed_152_duplicated_client_request() {
 fn regression_seed_23344_window_shut_by_bytes() {
     assert_clean(23344);
 }
+
+#[test]
+fn churn_profile_seeds_are_clean() {
+    let opts = SimOptions {
+        churn: true,
+        ..SimOptions::default()
+    };
+    for seed in 0..40 {
+        if let Err(failure) = run_catching(seed, &opts) {
+            panic!("churn profile: {failure} (add --churn to the replay command)");
+        }
+    }
+}

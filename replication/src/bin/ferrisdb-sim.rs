@@ -29,6 +29,10 @@ struct Args {
     /// Print each seed's statistics.
     #[arg(long)]
     verbose: bool,
+    /// The churn profile (three voters, one entry per message, frequent
+    /// crashes and partition changes) instead of the general mix.
+    #[arg(long)]
+    churn: bool,
 }
 
 #[derive(Default)]
@@ -76,6 +80,7 @@ fn main() {
     );
     let opts = SimOptions {
         fault_us: args.fault_ms.map(|ms| ms * 1000),
+        churn: args.churn,
         ..SimOptions::default()
     };
     let next = AtomicU64::new(0);

@@ -78,3 +78,23 @@ impl Plan {
         }
     }
 }
+
+impl Plan {
+    /// A harsher mix aimed at leadership churn with unreplicated tails (the
+    /// Figure 8 sequence of §5.4.2): three voters, one entry per message and
+    /// one message in flight, frequent crashes and partition changes, lossy
+    /// and slow links.
+    pub fn churn(mut self) -> Self {
+        self.nodes = 3;
+        self.learners = 0;
+        self.tick_us.truncate(3);
+        self.msg_bytes_max = 1;
+        self.inflight_msgs_max = 1;
+        self.net.drop_chance = 0.1;
+        self.net.long_delay_chance = 0.1;
+        self.crash_every_us = 150_000;
+        self.down_us = (10_000, 300_000);
+        self.nemesis_every_us = 100_000;
+        self
+    }
+}

@@ -34,6 +34,8 @@ pub struct SimOptions {
     /// The heal phase fails the run if the cluster has not converged by then.
     pub heal_us_max: u64,
     pub events_max: u64,
+    /// Use [`Plan::churn`] instead of the general mix.
+    pub churn: bool,
     #[cfg(feature = "planted-bugs")]
     pub planted_bug: Option<crate::raft::PlantedBug>,
 }
@@ -44,6 +46,7 @@ impl Default for SimOptions {
             fault_us: None,
             heal_us_max: 30_000_000,
             events_max: 50_000_000,
+            churn: false,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }
@@ -189,7 +192,10 @@ impl Sim {
     fn new(seed: u64, opts: SimOptions) -> Self {
         let mut root = Rng::new(seed);
         let mut plan_rng = root.fork();
-        let plan = Plan::draw(&mut plan_rng, opts.fault_us);
+        let mut plan = Plan::draw(&mut plan_rng, opts.fault_us);
+        if opts.churn {
+            plan = plan.churn();
+        }
         let net = Network::new(plan.net.clone(), root.fork());
         let nodes = (0..plan.nodes).map(|i| SimNode::new(node_id(i))).collect();
         let clients = (0..plan.clients)

@@ -14,7 +14,8 @@ fn main() {
     for batch in [1, 16, 256] {
         for check_invariants in [false, true] {
             let mut rates = Vec::new();
-            for _ in 0..if full { 3 } else { 1 } {
+            let mut cpu_rates = Vec::new();
+            for _ in 0..if full { 5 } else { 1 } {
                 let r = run(Params {
                     entries,
                     batch,
@@ -22,13 +23,18 @@ fn main() {
                     check_invariants,
                 });
                 rates.push(r.entries_per_sec());
+                cpu_rates.extend(r.entries_per_cpu_sec());
             }
-            rates.sort_by(f64::total_cmp);
-            let median = rates[rates.len() / 2];
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+            };
             println!(
-                "batch {batch:>4}  invariants {:<5}  {:>12.0} entries/s (median of {})",
+                "batch {batch:>4}  invariants {:<5}  {:>10.0} entries/s wall  {:>10.0} entries/s CPU \
+                 (medians of {})",
                 check_invariants,
-                median,
+                median(&mut rates),
+                median(&mut cpu_rates),
                 rates.len()
             );
         }

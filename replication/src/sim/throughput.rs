@@ -21,6 +21,9 @@ pub struct Params {
 pub struct Report {
     pub committed: u64,
     pub elapsed: Duration,
+    /// CPU time of this thread (Linux `/proc/thread-self/schedstat`), which
+    /// other load on the machine does not inflate.
+    pub cpu: Option<Duration>,
     pub messages: u64,
 }
 
@@ -28,6 +31,18 @@ impl Report {
     pub fn entries_per_sec(&self) -> f64 {
         self.committed as f64 / self.elapsed.as_secs_f64()
     }
+
+    /// Entries per second of CPU time, if the platform reports it.
+    pub fn entries_per_cpu_sec(&self) -> Option<f64> {
+        self.cpu.map(|c| self.committed as f64 / c.as_secs_f64())
+    }
+}
+
+/// This thread's CPU time so far, from `/proc/thread-self/schedstat`.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = s.split_whitespace().next()?.parse::<u64>().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 /// Runs the group until `params.entries` entries are applied on every node.
@@ -65,6 +80,7 @@ pub fn run(params: Params) -> Report {
     let payload: Payload = vec![0xAB; params.payload_bytes].into();
     let base = applied;
     let start = Instant::now();
+    let cpu_start = thread_cpu();
     let mut proposed = 0u64;
     let mut stalled = 0;
     while applied
@@ -88,9 +104,14 @@ pub fn run(params: Params) -> Report {
             assert!(stalled < 1000, "no progress");
         }
     }
+    let cpu = match (cpu_start, thread_cpu()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
     Report {
         committed: applied[leader] - base[leader],
         elapsed: start.elapsed(),
+        cpu,
         messages,
     }
 }

@@ -32,9 +32,12 @@ impl Report {
         self.committed as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Entries per second of CPU time, if the platform reports it.
+    /// Entries per second of CPU time, if the platform reports it (the
+    /// kernel updates it at scheduler events, so very short runs read 0).
     pub fn entries_per_cpu_sec(&self) -> Option<f64> {
-        self.cpu.map(|c| self.committed as f64 / c.as_secs_f64())
+        self.cpu
+            .filter(|c| !c.is_zero())
+            .map(|c| self.committed as f64 / c.as_secs_f64())
     }
 }
 

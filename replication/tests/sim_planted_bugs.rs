@@ -48,3 +48,15 @@ fn commit_of_previous_term_by_counting_is_caught() {
         .expect("the simulator catches an earlier-term commit by counting within the seed bound");
     println!("caught at seed {seed}: {what}");
 }
+
+/// §8 planted away ("read-only operations can be handled without writing
+/// anything into the log. However, with no additional measures, this would
+/// run the risk of returning stale data"): a follower answering reads from
+/// its own state is caught by the linearizability checker.
+#[test]
+fn follower_reading_locally_is_caught() {
+    let (seed, what) = first_failure(PlantedBug::FollowerReadsLocally, 0, 500)
+        .expect("the simulator catches stale follower reads within 500 seeds");
+    assert!(what.contains("linearizability"), "{what}");
+    println!("caught at seed {seed}: {what}");
+}

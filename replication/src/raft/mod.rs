@@ -59,6 +59,9 @@ pub enum PlantedBug {
     VoteWithoutLogCheck,
     /// Commit an entry of an earlier term by counting replicas (§5.4.2).
     CommitPreviousTermByCount,
+    /// Answer a read at a follower from its own commit index, without asking
+    /// the leader (a stale read).
+    FollowerReadsLocally,
 }
 
 #[derive(Debug, Clone)]
@@ -541,6 +544,16 @@ impl Raft {
 
     #[cfg(not(feature = "planted-bugs"))]
     fn bug_vote_without_log_check(&self) -> bool {
+        false
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn bug_follower_reads_locally(&self) -> bool {
+        self.cfg.planted_bug == Some(PlantedBug::FollowerReadsLocally)
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    fn bug_follower_reads_locally(&self) -> bool {
         false
     }
 

@@ -52,6 +52,11 @@ impl Raft {
     /// [`ReadState`] with this `ctx` in a later `Ready`, or in
     /// `failed_reads` if leadership is lost first.
     pub fn read_index(&mut self, ctx: u64) -> Result<(), RaftError> {
+        if self.role != Role::Leader && self.bug_follower_reads_locally() {
+            let index = self.log.committed();
+            self.out.read_states.push(ReadState { ctx, index });
+            return Ok(());
+        }
         if self.role != Role::Leader {
             return Err(RaftError::NotLeader {
                 leader: self.leader,

@@ -11,4 +11,4 @@ pub mod types;
 
 pub use raft::message::{Body, Message};
 pub use raft::{Config, Proposed, Raft, RaftError, Ready, Restored, Role};
-pub use types::{Entry, GroupId, HardState, LogIndex, NodeId, Payload, Term};
+pub use types::{Entry, GroupId, HardState, LogIndex, NodeId, Payload, Snapshot, Term};

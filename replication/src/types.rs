@@ -82,3 +82,13 @@ pub struct HardState {
     pub vote: Option<NodeId>,
     pub commit: LogIndex,
 }
+
+/// A state machine image at `index` (whose entry had `term`): what replaces
+/// the log up to `index` when a follower is too far behind to be sent
+/// entries (§7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub index: LogIndex,
+    pub term: Term,
+    pub data: Payload,
+}

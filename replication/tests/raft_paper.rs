@@ -7,7 +7,7 @@ use common::Cluster;
 use ferrisdb_replication::raft::ReadState;
 use ferrisdb_replication::{
     Body, Entry, GroupId, HardState, LogIndex, Message, NodeId, Raft, RaftError, Restored, Role,
-    Term,
+    Snapshot, Term,
 };
 
 fn entry(index: u64, term: u64) -> Entry {
@@ -629,4 +629,60 @@ fn leadership_transfer_hands_over_to_an_up_to_date_target() {
     }
     let bad = c.node(target.0).transfer_leader(target);
     assert!(matches!(bad, Err(RaftError::BadTransfer { .. })));
+}
+
+/// §7: "the leader must occasionally send snapshots to followers that lag
+/// behind ... when the leader has already discarded the next log entry that
+/// it needs to send to a follower". The snapshot goes in chunks; a lost
+/// chunk is resent from the last acknowledged byte; the follower's log then
+/// starts after the snapshot and replication continues from there.
+#[test]
+fn a_lagging_follower_gets_a_chunked_snapshot_and_resumes_after_a_loss() {
+    let mut c = Cluster::new(3);
+    c.campaign(1);
+    c.isolate(3);
+    for i in 0..20 {
+        c.propose(1, format!("x{i}").as_bytes());
+    }
+    let applied = c.node(1).log().applied();
+    c.node(1).compact(applied);
+    c.node(2).compact(applied);
+    assert_eq!(c.node(1).log().snapshot_index(), applied);
+    c.heal();
+    // The leader finds node 3 needs compacted entries and asks for a snapshot.
+    c.tick_all(2);
+    assert_eq!(c.snapshot_needed.get(&NodeId(1)), Some(&vec![NodeId(3)]));
+    let image = vec![7u8; 10_000]; // three chunks of at least 4096 bytes
+    let term = c.node(1).log().term(applied).expect("snapshot point");
+    let snap = Snapshot {
+        index: applied,
+        term,
+        data: image.clone().into(),
+    };
+    c.node(1)
+        .send_snapshot(NodeId(3), snap)
+        .expect("node 3 waits for one");
+    // Lose the first chunk on the wire.
+    let rd = c.node(1).ready();
+    let chunks = rd
+        .messages
+        .iter()
+        .filter(|m| matches!(m.body, Body::Snapshot { .. }))
+        .count();
+    assert_eq!(chunks, 1, "one chunk in flight");
+    // A heartbeat round resumes it.
+    c.tick_all(4);
+    let got = c.snapshots.get(&NodeId(3)).cloned().unwrap_or_default();
+    assert_eq!(got.len(), 1, "node 3 installed one snapshot");
+    assert_eq!(got[0].index, applied);
+    assert_eq!(&got[0].data[..], &image[..], "all chunks in order");
+    assert_eq!(c.node(3).log().snapshot_index(), applied);
+    c.propose(1, b"after");
+    c.tick_all(3);
+    let last = c.applied[&NodeId(3)].last().map(|e| e.data.to_vec());
+    assert_eq!(
+        last,
+        Some(b"after".to_vec()),
+        "replication continues after the snapshot"
+    );
 }

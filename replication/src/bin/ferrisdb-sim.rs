@@ -45,6 +45,8 @@ struct Totals {
     elections: u64,
     crashes: u64,
     transfers: u64,
+    compactions: u64,
+    snapshots_installed: u64,
     inconclusive: u64,
     virtual_us: u64,
 }
@@ -59,6 +61,8 @@ impl Totals {
         self.elections += s.elections;
         self.crashes += s.crashes;
         self.transfers += s.transfers;
+        self.compactions += s.compactions;
+        self.snapshots_installed += s.snapshots_installed;
         self.inconclusive += s.linearizability.inconclusive as u64;
         self.virtual_us += s.virtual_us;
     }
@@ -128,7 +132,8 @@ fn main() {
     let t = totals.into_inner().expect("no panics while locked");
     println!(
         "{} seeds clean in {:.1} s wall ({:.1} s virtual): {} events, {} ops ok, {} unknown, \
-         {} failed, {} elections, {} crashes, {} transfers, {} registers inconclusive",
+         {} failed, {} elections, {} crashes, {} transfers, {} compactions, {} snapshots \
+         installed, {} registers inconclusive",
         t.seeds,
         started.elapsed().as_secs_f64(),
         t.virtual_us as f64 / 1e6,
@@ -139,6 +144,8 @@ fn main() {
         t.elections,
         t.crashes,
         t.transfers,
+        t.compactions,
+        t.snapshots_installed,
         t.inconclusive
     );
     if failed.load(Ordering::Relaxed) {

@@ -18,9 +18,10 @@ impl Raft {
     pub(super) fn check_invariants(&mut self) {
         let log = &self.log;
         log.check();
-        // purged <= snapshot <= applied <= committed <= last index; this core
-        // has no snapshots yet, so purged = snapshot = first_index - 1.
-        assert!(log.first_index().prev() <= log.applied());
+        // purged <= snapshot <= applied <= committed <= last index; the
+        // in-memory log is purged exactly up to its snapshot point.
+        assert_eq!(log.first_index().prev(), log.snapshot_index());
+        assert!(log.snapshot_index() <= log.applied());
         assert!(log.applied() <= log.committed() && log.committed() <= log.last_index());
         assert!(self.term >= self.ghost.term, "term went back");
         assert!(log.committed() >= self.ghost.committed, "commit went back");

@@ -236,6 +236,57 @@ impl RaftLog {
         true
     }
 
+    /// Index of the last entry dropped by compaction or replaced by a
+    /// snapshot (0 if none): "purged" and "snapshot" of the invariants.
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.before_index
+    }
+
+    /// Drops entries up to `index` (at most the applied index; the state
+    /// machine holds their effect). Returns whether anything was dropped.
+    pub fn compact_to(&mut self, index: LogIndex) -> bool {
+        let index = index.min(self.applied).min(self.persisted);
+        if index <= self.before_index {
+            return false;
+        }
+        let term = self.term(index).expect("entry above the compaction point");
+        self.entries
+            .drain(..(index.0 - self.before_index.0) as usize);
+        self.before_index = index;
+        self.before_term = term;
+        true
+    }
+
+    /// Replaces the log up to (`index`, `term`) by a snapshot (§7: "if
+    /// existing log entry has same index and term as snapshot's last included
+    /// entry, retain log entries following it and reply"; otherwise discard
+    /// the entire log). Returns false (and changes nothing) if the snapshot is
+    /// not ahead of the commit index.
+    pub fn install_snapshot(&mut self, index: LogIndex, term: Term) -> bool {
+        if index <= self.committed {
+            return false;
+        }
+        let keep = self.match_term(index, term);
+        if keep {
+            self.entries
+                .drain(..(index.0 - self.before_index.0) as usize);
+        } else {
+            self.entries.clear();
+        }
+        self.before_index = index;
+        self.before_term = term;
+        self.committed = index;
+        self.applied = index;
+        if keep {
+            self.persisted = self.persisted.max(index);
+            self.unstable_from = self.unstable_from.max(index.next());
+        } else {
+            self.persisted = index;
+            self.unstable_from = index.next();
+        }
+        true
+    }
+
     /// # Panics
     /// If an invariant of the module doc is broken.
     pub fn check(&self) {
@@ -322,6 +373,40 @@ mod tests {
             log.find_conflict_by_term(LogIndex(5), Term(0)),
             (LogIndex(0), Term(0))
         );
+    }
+
+    #[test]
+    fn compaction_and_snapshot_install_keep_the_invariants() {
+        let mut log = log_of(&[1, 1, 2, 2, 3]);
+        log.commit_to(LogIndex(4));
+        log.take_committed(usize::MAX);
+        // Only applied (and persisted) entries leave memory.
+        assert!(log.compact_to(LogIndex(5)));
+        assert_eq!(log.snapshot_index(), LogIndex(4));
+        assert_eq!(log.term(LogIndex(4)), Some(Term(2)));
+        assert_eq!(log.term(LogIndex(3)), None);
+        log.check();
+        // §7: a snapshot matching an entry keeps the entries after it...
+        let mut keep = log_of(&[1, 1, 2, 2, 3]);
+        assert!(keep.install_snapshot(LogIndex(3), Term(2)));
+        assert_eq!(
+            (keep.first_index(), keep.last_index()),
+            (LogIndex(4), LogIndex(5))
+        );
+        assert_eq!(
+            (keep.committed(), keep.applied()),
+            (LogIndex(3), LogIndex(3))
+        );
+        keep.check();
+        // ...otherwise the whole log goes.
+        let mut drop = log_of(&[1, 1, 2, 2, 3]);
+        drop.take_unstable();
+        assert!(drop.install_snapshot(LogIndex(4), Term(9)));
+        assert_eq!(drop.last_index(), LogIndex(4));
+        assert_eq!(drop.last_term(), Term(9));
+        drop.check();
+        // A snapshot not ahead of the commit index changes nothing.
+        assert!(!drop.install_snapshot(LogIndex(2), Term(1)));
     }
 
     #[test]

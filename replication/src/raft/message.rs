@@ -1,6 +1,6 @@
 //! Messages between the replicas of one group.
 
-use crate::types::{Entry, GroupId, LogIndex, NodeId, Term};
+use crate::types::{Entry, GroupId, LogIndex, NodeId, Payload, Term};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
@@ -66,6 +66,21 @@ pub enum Body {
     },
     /// Leadership transfer: campaign now, ignoring the election timer.
     TimeoutNow,
+    /// InstallSnapshot (§7), one chunk at `offset` of the image at
+    /// (`index`, `term`); `done` marks the last chunk.
+    Snapshot {
+        index: LogIndex,
+        snapshot_term: Term,
+        offset: u64,
+        data: Payload,
+        done: bool,
+    },
+    /// Bytes of the snapshot at `index` the follower holds: the leader sends
+    /// from there (resume after a lost chunk).
+    SnapshotResponse {
+        index: LogIndex,
+        received: u64,
+    },
 }
 
 impl Body {
@@ -81,6 +96,8 @@ impl Body {
             Body::Heartbeat { .. } => "Heartbeat",
             Body::HeartbeatResponse { .. } => "HeartbeatResponse",
             Body::TimeoutNow => "TimeoutNow",
+            Body::Snapshot { .. } => "Snapshot",
+            Body::SnapshotResponse { .. } => "SnapshotResponse",
         }
     }
 }

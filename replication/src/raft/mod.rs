@@ -24,10 +24,11 @@ pub mod message;
 pub mod progress;
 mod read;
 mod replication;
+mod snapshot;
 mod transfer;
 
 use crate::rng::Rng;
-use crate::types::{Entry, GroupId, HardState, LogIndex, NodeId, Payload, Term};
+use crate::types::{Entry, GroupId, HardState, LogIndex, NodeId, Payload, Snapshot, Term};
 use log::RaftLog;
 use message::{Body, Message};
 use progress::Progress;
@@ -177,6 +178,10 @@ pub enum RaftError {
         from: NodeId,
         why: &'static str,
     },
+    #[error(
+        "snapshot not usable: the follower is not waiting for one or it does not cover the compaction point"
+    )]
+    BadSnapshot,
     #[error("a leadership transfer is in progress; retry shortly")]
     TransferInProgress,
     #[error("cannot transfer leadership to {to}: not another voter")]
@@ -218,6 +223,13 @@ pub struct Ready {
     pub failed_reads: Vec<u64>,
     /// This node was leader in that term and no longer is.
     pub leadership_lost: Option<Term>,
+    /// A snapshot received from the leader: persist it and replace the
+    /// state machine with it (it is durable before `messages_after_persist`
+    /// go out). The log now starts after its index.
+    pub snapshot: Option<Snapshot>,
+    /// Followers that need a snapshot: the host builds one (at its applied
+    /// index) and passes it to [`Raft::send_snapshot`].
+    pub snapshot_needed: Vec<NodeId>,
 }
 
 impl Ready {
@@ -255,6 +267,8 @@ pub struct Raft {
     reads: read::ReadQueue,
     out: Ready,
     transfer: Option<transfer::Transfer>,
+    /// Follower: the snapshot being received (index, term, bytes so far).
+    incoming: Option<(LogIndex, Term, Vec<u8>)>,
     /// Set once this leader sent `TimeoutNow`: no lease reads for the rest
     /// of its term.
     lease_forfeited: bool,
@@ -330,6 +344,7 @@ impl Raft {
             reads: read::ReadQueue::default(),
             out: Ready::default(),
             transfer: None,
+            incoming: None,
             lease_forfeited: false,
             emitted: hs,
             ghost: invariants::Ghost::default(),
@@ -461,6 +476,8 @@ impl Raft {
             || !o.read_states.is_empty()
             || !o.failed_reads.is_empty()
             || o.leadership_lost.is_some()
+            || o.snapshot.is_some()
+            || !o.snapshot_needed.is_empty()
             || self.hard_state() != self.emitted
             || self.log.applied() < self.log.committed()
             || self.log.last_index() >= self.unstable_from()
@@ -601,6 +618,15 @@ fn validate(m: &Message) -> Result<(), RaftError> {
         if *prev_term > m.term {
             return bad("prev_term above the message term");
         }
+    }
+    if let Body::Snapshot {
+        index,
+        snapshot_term,
+        ..
+    } = &m.body
+        && (*snapshot_term > m.term || index.0 == 0)
+    {
+        return bad("snapshot point out of range");
     }
     Ok(())
 }

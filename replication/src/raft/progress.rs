@@ -10,6 +10,9 @@ pub enum ProgressState {
     Probe,
     /// The follower matched: appends are pipelined up to the in-flight limits.
     Replicate,
+    /// The follower needs entries the leader compacted: a snapshot is sent,
+    /// one chunk in flight at a time.
+    Snapshot,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +33,11 @@ pub struct Progress {
     pub ack_tick: u64,
     /// The match advanced since the last heartbeat response.
     progressed: bool,
+    /// Snapshot state: the image being sent (set by the host), how many of
+    /// its bytes the follower acknowledged, and whether a chunk is out.
+    pub snapshot: Option<crate::types::Snapshot>,
+    pub snapshot_acked: u64,
+    pub snapshot_chunk_out: bool,
 }
 
 impl Progress {
@@ -44,6 +52,9 @@ impl Progress {
             recent_active: false,
             ack_tick: 0,
             progressed: false,
+            snapshot: None,
+            snapshot_acked: 0,
+            snapshot_chunk_out: false,
         }
     }
 
@@ -53,6 +64,7 @@ impl Progress {
             ProgressState::Replicate => {
                 self.inflight.len() >= msgs_max || self.inflight_bytes >= bytes_max
             }
+            ProgressState::Snapshot => true,
         }
     }
 
@@ -60,7 +72,18 @@ impl Progress {
         self.inflight.len()
     }
 
+    pub fn become_snapshot(&mut self) {
+        self.state = ProgressState::Snapshot;
+        self.probe_sent = false;
+        self.inflight.clear();
+        self.inflight_bytes = 0;
+        self.snapshot = None;
+        self.snapshot_acked = 0;
+        self.snapshot_chunk_out = false;
+    }
+
     pub fn become_probe(&mut self) {
+        self.snapshot = None;
         self.state = ProgressState::Probe;
         self.next_index = self.match_index.next();
         self.probe_sent = false;
@@ -69,6 +92,7 @@ impl Progress {
     }
 
     pub fn become_replicate(&mut self) {
+        self.snapshot = None;
         self.state = ProgressState::Replicate;
         self.next_index = self.match_index.next();
         self.probe_sent = false;
@@ -87,6 +111,7 @@ impl Progress {
                     self.inflight_bytes += bytes;
                 }
             }
+            ProgressState::Snapshot => {}
         }
     }
 
@@ -118,6 +143,9 @@ impl Progress {
     /// `hint` is where the leader's and follower's logs may match. Returns
     /// false if the rejection is stale.
     pub fn maybe_decrease_to(&mut self, rejected: LogIndex, hint: LogIndex) -> bool {
+        if self.state == ProgressState::Snapshot {
+            return false;
+        }
         if self.state == ProgressState::Replicate {
             // Anything at or below the match is an old, reordered rejection.
             if rejected <= self.match_index {

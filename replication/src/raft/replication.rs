@@ -21,7 +21,7 @@ impl Raft {
             }
             match m.body {
                 Body::PreVote { .. } | Body::PreVoteResponse { granted: true } => {}
-                Body::Append { .. } | Body::Heartbeat { .. } => {
+                Body::Append { .. } | Body::Heartbeat { .. } | Body::Snapshot { .. } => {
                     self.become_follower(m.term, Some(m.from));
                 }
                 _ => self.become_follower(m.term, None),
@@ -30,7 +30,7 @@ impl Raft {
             match m.body {
                 // A leader from an old term (e.g. back from a partition)
                 // learns the current term from the answer and steps down.
-                Body::Append { .. } | Body::Heartbeat { .. } => {
+                Body::Append { .. } | Body::Heartbeat { .. } | Body::Snapshot { .. } => {
                     let body = Body::AppendResponse {
                         success: false,
                         index: LogIndex(0),
@@ -80,6 +80,14 @@ impl Raft {
                 // on its own). Otherwise send an append, empty if nothing is
                 // new: a follower missing entries rejects it with a hint.
                 pr.probe_sent = false;
+                if pr.state == ProgressState::Snapshot {
+                    // Resume a snapshot whose chunk may have been lost.
+                    pr.snapshot_chunk_out = false;
+                    self.send_snapshot_chunk(m.from);
+                    self.need_snapshot(m.from);
+                    self.on_read_ack(m.from, read_ctx);
+                    return;
+                }
                 let (msgs_max, bytes_max) =
                     (self.cfg.inflight_msgs_max, self.cfg.inflight_bytes_max);
                 if pr.is_paused(msgs_max, bytes_max) && !pr.take_progressed() {
@@ -90,6 +98,9 @@ impl Raft {
                 }
                 self.on_read_ack(m.from, read_ctx);
             }
+            Body::SnapshotResponse { index, received } => {
+                self.handle_snapshot_response(m.from, index, received);
+            }
             _ => {}
         }
     }
@@ -97,7 +108,7 @@ impl Raft {
     fn step_candidate(&mut self, m: Message) {
         match m.body {
             // §5.2: a candidate that hears from a leader of its term yields.
-            Body::Append { .. } | Body::Heartbeat { .. } => {
+            Body::Append { .. } | Body::Heartbeat { .. } | Body::Snapshot { .. } => {
                 self.become_follower(m.term, Some(m.from));
                 self.step_follower(m);
             }
@@ -141,6 +152,17 @@ impl Raft {
                     sent_tick,
                 };
                 self.send(m.from, self.term, body);
+            }
+            Body::Snapshot {
+                index,
+                snapshot_term,
+                offset,
+                data,
+                done,
+            } => {
+                self.election_elapsed = 0;
+                self.leader = Some(m.from);
+                self.handle_snapshot_chunk(m.from, index, snapshot_term, offset, &data, done);
             }
             Body::TimeoutNow if self.is_voter() => self.become_candidate(true),
             _ => {}
@@ -207,7 +229,7 @@ impl Raft {
                 return; // not a log we sent: ignore rather than trust
             }
             if pr.maybe_update(index) {
-                if pr.state == ProgressState::Probe {
+                if pr.state != ProgressState::Replicate {
                     pr.become_replicate();
                 }
                 if self.maybe_commit() {
@@ -241,8 +263,8 @@ impl Raft {
         }
         let prev_index = pr.next_index.prev();
         let Some(prev_term) = self.log.term(prev_index) else {
-            // Compacted away: would need a snapshot, which this core does not
-            // send yet; the log is never compacted below a follower's match.
+            // Compacted away: the follower needs a snapshot (§7).
+            self.need_snapshot(to);
             return false;
         };
         let entries = self.log.entries_from(pr.next_index, self.cfg.msg_bytes_max);

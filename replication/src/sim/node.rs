@@ -4,7 +4,7 @@
 use super::storage::Storage;
 use super::workload::{ClientId, Key, Request, Value};
 use crate::raft::{Config, Raft, RaftError, Restored, Role};
-use crate::types::{GroupId, LogIndex, NodeId, Term};
+use crate::types::{GroupId, LogIndex, NodeId, Payload, Term};
 use std::collections::BTreeMap;
 
 #[derive(Debug)]
@@ -61,17 +61,21 @@ impl SimNode {
                 .unwrap_or_default();
             let restored = Restored {
                 hard_state: disk.hard_state,
-                before: (LogIndex(0), Term(0)),
-                entries: disk.entries,
+                before: disk.before(),
+                entries: disk.entries.clone(),
             };
             let raft = Raft::new(cfg, restored)?;
             let (last_role, last_term) = (raft.role(), raft.term());
+            let (kv, sessions) = disk
+                .snapshot
+                .as_ref()
+                .map_or_else(Default::default, |s| decode_state(&s.data));
             self.groups.insert(
                 group,
                 GroupNode {
                     raft,
-                    kv: BTreeMap::new(),
-                    sessions: BTreeMap::new(),
+                    kv,
+                    sessions,
                     proposals: BTreeMap::new(),
                     reads: BTreeMap::new(),
                     ready_reads: Vec::new(),
@@ -90,4 +94,47 @@ impl SimNode {
         self.epoch += 1;
         self.groups.clear();
     }
+}
+
+/// The register state machine as snapshot bytes: count, (key, value)*,
+/// count, (client, op)*, little-endian.
+pub fn encode_state(kv: &BTreeMap<Key, Value>, sessions: &BTreeMap<ClientId, u64>) -> Payload {
+    let mut b = Vec::with_capacity(8 + kv.len() * 12 + sessions.len() * 12);
+    b.extend_from_slice(&(kv.len() as u32).to_le_bytes());
+    for (k, v) in kv {
+        b.extend_from_slice(&k.to_le_bytes());
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(&(sessions.len() as u32).to_le_bytes());
+    for (c, op) in sessions {
+        b.extend_from_slice(&c.to_le_bytes());
+        b.extend_from_slice(&op.to_le_bytes());
+    }
+    b.into()
+}
+
+type State = (BTreeMap<Key, Value>, BTreeMap<ClientId, u64>);
+
+/// # Panics
+/// On malformed bytes: only [`encode_state`] makes them.
+pub fn decode_state(b: &[u8]) -> State {
+    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let mut at = 0;
+    let mut kv = BTreeMap::new();
+    let n = u32_at(at) as usize;
+    at += 4;
+    for _ in 0..n {
+        kv.insert(u32_at(at), u64_at(at + 4));
+        at += 12;
+    }
+    let mut sessions = BTreeMap::new();
+    let n = u32_at(at) as usize;
+    at += 4;
+    for _ in 0..n {
+        sessions.insert(u32_at(at), u64_at(at + 4));
+        at += 12;
+    }
+    assert_eq!(at, b.len(), "snapshot bytes fully used");
+    (kv, sessions)
 }

@@ -41,6 +41,9 @@ pub struct Plan {
     pub msg_bytes_max: usize,
     pub inflight_msgs_max: usize,
     pub inflight_bytes_max: usize,
+    /// Compact a group's log (snapshot its state machine) once this many
+    /// entries were applied past the last snapshot; 0 = never.
+    pub compact_every: u64,
 }
 
 impl Plan {
@@ -75,6 +78,7 @@ impl Plan {
             msg_bytes_max: [1, 100, 512, 64 << 10][rng.below(4) as usize],
             inflight_msgs_max: [1, 2, 4, 64][rng.below(4) as usize],
             inflight_bytes_max: [64, 4096, 1 << 20][rng.below(3) as usize],
+            compact_every: [0, 5, 30, 200][rng.below(4) as usize],
         }
     }
 }

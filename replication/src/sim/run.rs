@@ -7,7 +7,7 @@ use super::checker::log_matching::LogMatching;
 use super::checker::mix;
 use super::checker::state_machine_safety::StateMachineSafety;
 use super::network::{Network, NetworkFaults};
-use super::node::{GroupNode, SimNode};
+use super::node::{GroupNode, SimNode, decode_state, encode_state};
 use super::plan::Plan;
 use super::replay_command;
 use super::workload::{
@@ -17,7 +17,7 @@ use super::workload::{
 use crate::raft::message::Message;
 use crate::raft::{Config, RaftError, Role};
 use crate::rng::Rng;
-use crate::types::{Entry, GroupId, LogIndex, NodeId};
+use crate::types::{Entry, GroupId, LogIndex, NodeId, Snapshot};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -63,6 +63,8 @@ pub struct Stats {
     pub ops_unknown: u64,
     pub elections: u64,
     pub crashes: u64,
+    pub compactions: u64,
+    pub snapshots_installed: u64,
     /// Leadership transfers the leader accepted.
     pub transfers: u64,
     pub entries_applied: usize,
@@ -344,7 +346,7 @@ impl Sim {
         for (g, disk) in &node.storage.durable {
             self.checkers
                 .log_matching
-                .reset(node.id, *g, &disk.entries)?;
+                .reset(node.id, *g, disk.before(), &disk.entries)?;
         }
         let epoch = node.epoch;
         let first_tick = self.rng.below(self.plan.tick_us[i]);
@@ -409,10 +411,28 @@ impl Sim {
                 break;
             }
             let rd = gn.raft.ready();
-            self.checkers
-                .log_matching
-                .observe_append(id, group, &rd.entries)?;
             let mut replies = Vec::new();
+            if let Some(snap) = &rd.snapshot {
+                (gn.kv, gn.sessions) = decode_state(&snap.data);
+                // Proposals under the snapshot cannot be matched to their
+                // entries any more: their outcome is unknown.
+                let under: Vec<LogIndex> =
+                    gn.proposals.range(..=snap.index).map(|(&i, _)| i).collect();
+                for i in under {
+                    let (_, req) = gn.proposals.remove(&i).expect("listed");
+                    replies.push(reply(req, Outcome::Unknown));
+                }
+                let log = gn.raft.log();
+                let kept = log.entries_from(snap.index.next(), usize::MAX);
+                self.checkers
+                    .log_matching
+                    .reset(id, group, (snap.index, snap.term), &kept)?;
+                self.stats.snapshots_installed += 1;
+            } else {
+                self.checkers
+                    .log_matching
+                    .observe_append(id, group, &rd.entries)?;
+            }
             apply(
                 gn,
                 id,
@@ -440,15 +460,47 @@ impl Sim {
                     replies.push(reply(req, Outcome::Unknown));
                 }
             }
+            for to in rd.snapshot_needed {
+                let log = gn.raft.log();
+                let index = log.applied();
+                let term = log
+                    .term(index)
+                    .expect("the applied entry or the snapshot point");
+                let data = encode_state(&gn.kv, &gn.sessions);
+                // Refused if the follower caught up meanwhile: fine.
+                let _ = gn.raft.send_snapshot(to, Snapshot { index, term, data });
+            }
+            let compaction = self.plan.compact_every > 0 && {
+                let log = gn.raft.log();
+                log.applied().0 >= log.snapshot_index().0 + self.plan.compact_every
+                    && log.applied() <= log.persisted()
+            };
             let write = !rd.entries.is_empty()
                 || rd.hard_state.is_some()
-                || !rd.messages_after_persist.is_empty();
+                || !rd.messages_after_persist.is_empty()
+                || rd.snapshot.is_some();
             if write {
+                node.storage.write(
+                    group,
+                    rd.snapshot,
+                    rd.entries,
+                    rd.hard_state,
+                    rd.messages_after_persist,
+                );
+            }
+            if compaction {
+                let log = gn.raft.log();
+                let index = log.applied();
+                let term = log.term(index).expect("applied entry held");
+                let data = encode_state(&gn.kv, &gn.sessions);
+                gn.raft.compact(index);
+                let snap = Snapshot { index, term, data };
                 node.storage
-                    .write(group, rd.entries, rd.hard_state, rd.messages_after_persist);
-                if !self.nodes[i].syncing {
-                    self.start_sync(i);
-                }
+                    .write(group, Some(snap), Vec::new(), None, Vec::new());
+                self.stats.compactions += 1;
+            }
+            if (write || compaction) && !self.nodes[i].syncing {
+                self.start_sync(i);
             }
             for m in rd.messages {
                 self.send_raft(m);
@@ -853,13 +905,17 @@ impl Sim {
         // whole logs, not just what the incremental checker saw).
         for g in 0..self.plan.groups {
             let group = group_id(g);
+            // From the highest compaction point on, every log holds entries.
+            let from = self
+                .nodes
+                .iter()
+                .map(|n| n.groups[&group].raft.log().first_index())
+                .max()
+                .unwrap_or(LogIndex(1));
             let logs: Vec<Vec<Entry>> = self
                 .nodes
                 .iter()
-                .map(|n| {
-                    let log = n.groups[&group].raft.log();
-                    log.entries_from(LogIndex(1), usize::MAX)
-                })
+                .map(|n| n.groups[&group].raft.log().entries_from(from, usize::MAX))
                 .collect();
             if logs.windows(2).any(|w| w[0] != w[1]) {
                 return Err(format!("group {group}: logs differ after convergence"));

@@ -4,7 +4,7 @@
 
 use ferrisdb_replication::raft::ReadState;
 use ferrisdb_replication::{
-    Config, Entry, GroupId, Message, NodeId, Raft, Ready, Restored, Role, Term,
+    Config, Entry, GroupId, Message, NodeId, Raft, Ready, Restored, Role, Snapshot, Term,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -27,6 +27,8 @@ pub struct Cluster {
     pub read_states: BTreeMap<NodeId, Vec<ReadState>>,
     pub failed_reads: BTreeMap<NodeId, Vec<u64>>,
     pub lost: BTreeMap<NodeId, Vec<Term>>,
+    pub snapshots: BTreeMap<NodeId, Vec<Snapshot>>,
+    pub snapshot_needed: BTreeMap<NodeId, Vec<NodeId>>,
 }
 
 impl Cluster {
@@ -52,6 +54,8 @@ impl Cluster {
             read_states: BTreeMap::new(),
             failed_reads: BTreeMap::new(),
             lost: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
+            snapshot_needed: BTreeMap::new(),
         }
     }
 
@@ -90,6 +94,13 @@ impl Cluster {
                     .entry(id)
                     .or_default()
                     .extend(rd.failed_reads);
+                self.snapshot_needed
+                    .entry(id)
+                    .or_default()
+                    .extend(rd.snapshot_needed);
+                if let Some(s) = rd.snapshot {
+                    self.snapshots.entry(id).or_default().push(s);
+                }
                 if let Some(t) = rd.leadership_lost {
                     self.lost.entry(id).or_default().push(t);
                 }

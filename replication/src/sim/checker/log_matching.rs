@@ -11,9 +11,18 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Default)]
 pub struct LogMatching {
-    /// Prefix digests of each node's log; `chains[..][i]` covers index i + 1.
-    chains: BTreeMap<(NodeId, GroupId), Vec<u64>>,
+    /// Per node and group: the index the chain starts after (a snapshot
+    /// point, or 0), the prefix digest there, and the prefix digest of
+    /// each later entry.
+    chains: BTreeMap<(NodeId, GroupId), Chain>,
     seen: BTreeMap<(GroupId, LogIndex, Term), u64>,
+}
+
+#[derive(Debug, Default)]
+struct Chain {
+    base: LogIndex,
+    base_digest: u64,
+    digests: Vec<u64>,
 }
 
 impl LogMatching {
@@ -29,19 +38,24 @@ impl LogMatching {
             return Ok(());
         };
         let chain = self.chains.entry((node, group)).or_default();
-        let keep = (first.index.0 - 1) as usize;
-        if keep > chain.len() {
+        if first.index <= chain.base
+            || first.index.0 - chain.base.0 - 1 > chain.digests.len() as u64
+        {
             return Err(format!(
-                "log matching: node {node} group {group} appended at {} past its end {}",
+                "log matching: node {node} group {group} appended at {} outside its log \
+                 ({}..={})",
                 first.index,
-                chain.len()
+                chain.base.0 + 1,
+                chain.base.0 + chain.digests.len() as u64
             ));
         }
-        chain.truncate(keep);
+        chain
+            .digests
+            .truncate((first.index.0 - chain.base.0 - 1) as usize);
         for e in entries {
-            let prev = chain.last().copied().unwrap_or(0);
+            let prev = chain.digests.last().copied().unwrap_or(chain.base_digest);
             let h = mix(prev ^ mix(e.term.0) ^ digest(&e.data));
-            chain.push(h);
+            chain.digests.push(h);
             let known = *self.seen.entry((group, e.index, e.term)).or_insert(h);
             if known != h {
                 return Err(format!(
@@ -54,9 +68,35 @@ impl LogMatching {
         Ok(())
     }
 
-    /// The node restarted with `entries` as its whole log.
-    pub fn reset(&mut self, node: NodeId, group: GroupId, entries: &[Entry]) -> Result<(), String> {
-        self.chains.remove(&(node, group));
+    /// The node's log is now `entries` after the point `before` (a restart,
+    /// or a snapshot installed). A snapshot point must be an entry some node
+    /// held: it takes that entry's prefix digest.
+    pub fn reset(
+        &mut self,
+        node: NodeId,
+        group: GroupId,
+        before: (LogIndex, Term),
+        entries: &[Entry],
+    ) -> Result<(), String> {
+        let base_digest = if before.0 == LogIndex(0) {
+            0
+        } else {
+            *self.seen.get(&(group, before.0, before.1)).ok_or_else(|| {
+                format!(
+                    "log matching: node {node} group {group} starts after {}/{}, an entry no \
+                     node held",
+                    before.0, before.1
+                )
+            })?
+        };
+        self.chains.insert(
+            (node, group),
+            Chain {
+                base: before.0,
+                base_digest,
+                digests: Vec::new(),
+            },
+        );
         self.observe_append(node, group, entries)
     }
 }

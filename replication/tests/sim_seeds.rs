@@ -86,3 +86,13 @@ fn churn_profile_seeds_are_clean() {
         }
     }
 }
+
+/// Found at seed 588 (general mix, compaction on): a follower installing a
+/// snapshot that did not match its log cleared its entries but kept its
+/// "handed to the host" mark beyond the new end of the log; the core's
+/// invariant check stopped the run. Fix: a snapshot that replaces the whole
+/// log resets the persisted and unstable marks to its index.
+#[test]
+fn regression_seed_588_snapshot_replacing_the_whole_log() {
+    assert_clean(588);
+}

@@ -1,0 +1,632 @@
+//! The Raft core of one group: a sans-IO state machine.
+//!
+//! Inputs: [`Raft::tick`], [`Raft::step`] (a message), [`Raft::propose`] (a
+//! batch), [`Raft::read_index`], [`Raft::persisted`]. Outputs are collected
+//! in a [`Ready`] taken with [`Raft::ready`]. There is no clock, socket, file
+//! or ambient randomness inside: time is the tick count, randomness a seeded
+//! generator from [`Config::seed`].
+//!
+//! # The host's contract
+//! For each `Ready`, in order: send `messages` at once; append `entries` to
+//! the log (an entry whose index is at or below the last one replaces it and
+//! everything after) and write `hard_state`, entries first; once those writes
+//! and every earlier one are durable, send `messages_after_persist` and call
+//! [`Raft::persisted`] with the last entry's index and term. Apply `committed`
+//! in order. Serve each `ReadState` once the applied index reaches its index.
+//! On `leadership_lost`, fail every proposal not yet applied with a retryable
+//! "outcome unknown" error (it may still commit under the next leader), and
+//! fail the reads listed in `failed_reads`.
+
+mod election;
+mod invariants;
+pub mod log;
+pub mod message;
+pub mod progress;
+mod read;
+mod replication;
+mod snapshot;
+mod transfer;
+
+use crate::rng::Rng;
+use crate::types::{Entry, GroupId, HardState, LogIndex, NodeId, Payload, Snapshot, Term};
+use log::RaftLog;
+use message::{Body, Message};
+use progress::Progress;
+use std::collections::BTreeMap;
+
+pub use read::ReadState;
+
+/// Largest number of entries one proposal batch may carry.
+pub const PROPOSAL_ENTRIES_MAX: usize = 4096;
+/// Largest payload of one entry.
+pub const ENTRY_BYTES_MAX: usize = 1 << 20;
+/// ReadIndex requests a leader holds at once.
+pub const READS_PENDING_MAX: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// Protocol bugs the simulator must be able to catch; compiled only with the
+/// `planted-bugs` feature (tests).
+#[cfg(feature = "planted-bugs")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Grant votes without the §5.4.1 up-to-date check.
+    VoteWithoutLogCheck,
+    /// Commit an entry of an earlier term by counting replicas (§5.4.2).
+    CommitPreviousTermByCount,
+    /// Answer a read at a follower from its own commit index, without asking
+    /// the leader (a stale read).
+    FollowerReadsLocally,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub id: NodeId,
+    pub group: GroupId,
+    /// Every voting member (this node included, unless it is a learner).
+    pub voters: Vec<NodeId>,
+    /// Members that receive the log but neither vote nor count towards a
+    /// quorum (e.g. a replica catching up before it becomes a voter).
+    pub learners: Vec<NodeId>,
+    /// The shortest election timeout; each node draws its timeout uniformly
+    /// from `election_ticks..2 * election_ticks` (§5.2). In production a tick
+    /// is wall-clock driven and independent of the disk, so a slow fdatasync
+    /// delays no timer.
+    pub election_ticks: u64,
+    pub heartbeat_ticks: u64,
+    pub pre_vote: bool,
+    /// A leader that has not heard from a quorum within an election timeout
+    /// steps down; a follower that heard from a leader within the shortest
+    /// election timeout ignores vote requests (Ongaro's thesis §6.2, §4.2.3).
+    pub check_quorum: bool,
+    /// Serve reads from a lease (needs `check_quorum`).
+    pub lease_reads: bool,
+    /// How many ticks a lease is shortened by, to absorb clock drift between
+    /// nodes.
+    pub drift_ticks: u64,
+    /// Bytes of entries in one append message.
+    pub msg_bytes_max: usize,
+    /// Appends in flight to one follower.
+    pub inflight_msgs_max: usize,
+    /// Bytes of entries in flight to one follower.
+    pub inflight_bytes_max: usize,
+    /// Bytes of committed entries handed out in one `Ready`.
+    pub apply_bytes_max: usize,
+    pub seed: u64,
+    /// Check the state invariants after every input.
+    pub check_invariants: bool,
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+impl Config {
+    pub fn new(id: NodeId, group: GroupId, voters: Vec<NodeId>) -> Self {
+        Config {
+            id,
+            group,
+            voters,
+            learners: Vec::new(),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            pre_vote: true,
+            check_quorum: true,
+            lease_reads: false,
+            drift_ticks: 2,
+            msg_bytes_max: 1 << 20,
+            inflight_msgs_max: 64,
+            inflight_bytes_max: 8 << 20,
+            apply_bytes_max: 4 << 20,
+            seed: id.0,
+            check_invariants: cfg!(debug_assertions),
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), RaftError> {
+        let bad = |why: &str| Err(RaftError::Config(why.to_string()));
+        if !self.voters.contains(&self.id) && !self.learners.contains(&self.id) {
+            return bad("the node is neither a voter nor a learner");
+        }
+        if self.voters.is_empty() {
+            return bad("no voters");
+        }
+        let mut sorted: Vec<NodeId> = self.voters.iter().chain(&self.learners).copied().collect();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != self.voters.len() + self.learners.len() {
+            return bad("duplicate member");
+        }
+        if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
+            return bad("need 0 < heartbeat_ticks < election_ticks");
+        }
+        if self.lease_reads && (!self.check_quorum || self.drift_ticks >= self.election_ticks) {
+            return bad("lease reads need check_quorum and drift_ticks < election_ticks");
+        }
+        if self.inflight_msgs_max == 0 || self.msg_bytes_max == 0 {
+            return bad("flow control limits must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RaftError {
+    #[error("not the leader (leader: {leader:?}); retry at the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("proposal rejected: {entries} entries / largest {bytes} bytes exceed the limits")]
+    ProposalTooLarge { entries: usize, bytes: usize },
+    #[error("too many reads pending ({READS_PENDING_MAX}); retry later")]
+    ReadsBusy,
+    #[error("message for group {group} node {to} delivered to group {ours_group} node {ours}")]
+    Misrouted {
+        group: GroupId,
+        to: NodeId,
+        ours_group: GroupId,
+        ours: NodeId,
+    },
+    #[error("malformed {kind} from node {from}: {why}")]
+    BadMessage {
+        kind: &'static str,
+        from: NodeId,
+        why: &'static str,
+    },
+    #[error(
+        "snapshot not usable: the follower is not waiting for one or it does not cover the compaction point"
+    )]
+    BadSnapshot,
+    #[error("a leadership transfer is in progress; retry shortly")]
+    TransferInProgress,
+    #[error("cannot transfer leadership to {to}: not another voter")]
+    BadTransfer { to: NodeId },
+    #[error("bad configuration: {0}")]
+    Config(String),
+    #[error("restored state is inconsistent: {0}")]
+    BadRestore(String),
+}
+
+/// What storage held at startup.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    pub hard_state: HardState,
+    /// Index and term of the entry before the first in `entries`.
+    pub before: (LogIndex, Term),
+    pub entries: Vec<Entry>,
+}
+
+/// Where a proposed batch landed: entries `first..=last` of `term`. The host
+/// answers each once the entry at that index is applied with that term, and
+/// fails it if another entry is applied there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proposed {
+    pub first: LogIndex,
+    pub last: LogIndex,
+    pub term: Term,
+}
+
+/// Outputs of the core since the last `ready()`; see the module doc.
+#[derive(Debug, Default)]
+pub struct Ready {
+    pub messages: Vec<Message>,
+    pub hard_state: Option<HardState>,
+    pub entries: Vec<Entry>,
+    pub messages_after_persist: Vec<Message>,
+    pub committed: Vec<Entry>,
+    pub read_states: Vec<ReadState>,
+    pub failed_reads: Vec<u64>,
+    /// This node was leader in that term and no longer is.
+    pub leadership_lost: Option<Term>,
+    /// A snapshot received from the leader: persist it and replace the
+    /// state machine with it (it is durable before `messages_after_persist`
+    /// go out). The log now starts after its index.
+    pub snapshot: Option<Snapshot>,
+    /// Followers that need a snapshot: the host builds one (at its applied
+    /// index) and passes it to [`Raft::send_snapshot`].
+    pub snapshot_needed: Vec<NodeId>,
+}
+
+impl Ready {
+    /// Whether `messages_after_persist` need every earlier write durable
+    /// too, not just this Ready's: true unless they are all vote traffic
+    /// (a vote answers for the vote alone).
+    pub fn needs_earlier_writes(&self) -> bool {
+        self.messages_after_persist
+            .iter()
+            .any(|m| !matches!(m.body, Body::Vote { .. } | Body::VoteResponse { .. }))
+    }
+}
+
+pub struct Raft {
+    cfg: Config,
+    term: Term,
+    vote: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    log: RaftLog,
+    /// Sorted; includes this node unless it is a learner.
+    voters: Vec<NodeId>,
+    /// Sorted.
+    learners: Vec<NodeId>,
+    /// Leader only: every other voter.
+    progress: BTreeMap<NodeId, Progress>,
+    /// Candidate and pre-candidate: responses so far.
+    votes: BTreeMap<NodeId, bool>,
+    election_elapsed: u64,
+    heartbeat_elapsed: u64,
+    randomized_timeout: u64,
+    /// This node's clock in ticks; starts at 1 so 0 can mean "never".
+    ticks: u64,
+    rng: Rng,
+    reads: read::ReadQueue,
+    out: Ready,
+    transfer: Option<transfer::Transfer>,
+    /// Follower: the snapshot being received (index, term, bytes so far).
+    incoming: Option<(LogIndex, Term, Vec<u8>)>,
+    /// Set once this leader sent `TimeoutNow`: no lease reads for the rest
+    /// of its term.
+    lease_forfeited: bool,
+    /// Hard state as last handed out.
+    emitted: HardState,
+    ghost: invariants::Ghost,
+}
+
+impl std::fmt::Debug for Raft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Raft")
+            .field("id", &self.cfg.id)
+            .field("term", &self.term)
+            .field("role", &self.role)
+            .field("last", &self.log.last_index())
+            .field("committed", &self.log.committed())
+            .finish()
+    }
+}
+
+impl Raft {
+    pub fn new(cfg: Config, restored: Restored) -> Result<Self, RaftError> {
+        cfg.validate()?;
+        let hs = restored.hard_state;
+        let last = LogIndex(restored.before.0.0 + restored.entries.len() as u64);
+        for (n, e) in restored.entries.iter().enumerate() {
+            let prev_term = if n == 0 {
+                restored.before.1
+            } else {
+                restored.entries[n - 1].term
+            };
+            if e.index.0 != restored.before.0.0 + 1 + n as u64 || e.term < prev_term {
+                return Err(RaftError::BadRestore(format!("entry {n} out of order")));
+            }
+        }
+        let last_term = restored
+            .entries
+            .last()
+            .map_or(restored.before.1, |e| e.term);
+        if hs.commit > last {
+            return Err(RaftError::BadRestore(format!(
+                "commit {} beyond a log ending at {last}",
+                hs.commit
+            )));
+        }
+        // A crash can keep the entries of a write and lose the hard state
+        // that followed them. The lost vote was never answered (answers wait
+        // for persistence), so taking the log's term with no vote is safe.
+        let (term, vote) = if last_term > hs.term {
+            (last_term, None)
+        } else {
+            (hs.term, hs.vote)
+        };
+        let mut voters = cfg.voters.clone();
+        voters.sort();
+        let mut learners = cfg.learners.clone();
+        learners.sort();
+        let mut raft = Raft {
+            rng: Rng::new(cfg.seed),
+            term,
+            vote,
+            role: Role::Follower,
+            leader: None,
+            log: RaftLog::restore(restored.before, restored.entries, hs.commit),
+            voters,
+            learners,
+            progress: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            election_elapsed: 0,
+            heartbeat_elapsed: 0,
+            randomized_timeout: 0,
+            ticks: 1,
+            reads: read::ReadQueue::default(),
+            out: Ready::default(),
+            transfer: None,
+            incoming: None,
+            lease_forfeited: false,
+            emitted: hs,
+            ghost: invariants::Ghost::default(),
+            cfg,
+        };
+        raft.reset_randomized_timeout();
+        raft.after_input();
+        Ok(raft)
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    pub fn group(&self) -> GroupId {
+        self.cfg.group
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed(),
+        }
+    }
+
+    /// The leader's view of a follower (for metrics and tests).
+    pub fn progress(&self, id: NodeId) -> Option<&Progress> {
+        self.progress.get(&id)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// One unit of time passed.
+    pub fn tick(&mut self) {
+        self.ticks += 1;
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            _ => self.tick_election(),
+        }
+        self.after_input();
+    }
+
+    /// A message from a peer. Errors leave the state untouched.
+    pub fn step(&mut self, m: Message) -> Result<(), RaftError> {
+        if m.group != self.cfg.group || m.to != self.cfg.id {
+            return Err(RaftError::Misrouted {
+                group: m.group,
+                to: m.to,
+                ours_group: self.cfg.group,
+                ours: self.cfg.id,
+            });
+        }
+        validate(&m)?;
+        self.step_checked(m);
+        self.after_input();
+        Ok(())
+    }
+
+    /// Appends a batch of commands at the leader.
+    pub fn propose(&mut self, batch: Vec<Payload>) -> Result<Proposed, RaftError> {
+        if self.role != Role::Leader {
+            return Err(RaftError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if self.transfer.is_some() {
+            return Err(RaftError::TransferInProgress);
+        }
+        let bytes = batch.iter().map(|d| d.len()).max().unwrap_or(0);
+        if batch.is_empty() || batch.len() > PROPOSAL_ENTRIES_MAX || bytes > ENTRY_BYTES_MAX {
+            return Err(RaftError::ProposalTooLarge {
+                entries: batch.len(),
+                bytes,
+            });
+        }
+        let first = self.log.last_index().next();
+        let entries: Vec<Entry> = batch
+            .into_iter()
+            .enumerate()
+            .map(|(n, data)| Entry {
+                term: self.term,
+                index: LogIndex(first.0 + n as u64),
+                data,
+            })
+            .collect();
+        self.log.append(&entries);
+        let last = self.log.last_index();
+        self.broadcast_append(false);
+        // A single-voter group commits once its own write is durable.
+        self.after_input();
+        Ok(Proposed {
+            first,
+            last,
+            term: self.term,
+        })
+    }
+
+    /// The host made entries up to (`index`, `term`) durable.
+    pub fn persisted(&mut self, index: LogIndex, term: Term) {
+        if self.log.persisted_to(index, term) && self.role == Role::Leader && self.maybe_commit() {
+            self.on_commit_advanced();
+        }
+        self.after_input();
+    }
+
+    pub fn has_ready(&self) -> bool {
+        let o = &self.out;
+        !o.messages.is_empty()
+            || !o.messages_after_persist.is_empty()
+            || !o.read_states.is_empty()
+            || !o.failed_reads.is_empty()
+            || o.leadership_lost.is_some()
+            || o.snapshot.is_some()
+            || !o.snapshot_needed.is_empty()
+            || self.hard_state() != self.emitted
+            || self.log.applied() < self.log.committed()
+            || self.log.last_index() >= self.unstable_from()
+    }
+
+    fn unstable_from(&self) -> LogIndex {
+        self.log.unstable_from()
+    }
+
+    /// Takes the outputs accumulated since the last call.
+    pub fn ready(&mut self) -> Ready {
+        let mut rd = std::mem::take(&mut self.out);
+        rd.entries = self.log.take_unstable();
+        let hs = self.hard_state();
+        if hs != self.emitted {
+            rd.hard_state = Some(hs);
+            self.emitted = hs;
+        }
+        rd.committed = self.log.take_committed(self.cfg.apply_bytes_max);
+        rd
+    }
+
+    fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    fn is_voter(&self) -> bool {
+        self.voters.contains(&self.cfg.id)
+    }
+
+    /// Other voters (asked for votes, counted for quorums).
+    fn peers(&self) -> Vec<NodeId> {
+        self.voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.cfg.id)
+            .collect()
+    }
+
+    /// Everyone the leader replicates to: other voters and learners.
+    fn targets(&self) -> Vec<NodeId> {
+        let mut out = self.peers();
+        out.extend(self.learners.iter().copied().filter(|&l| l != self.cfg.id));
+        out
+    }
+
+    fn send(&mut self, to: NodeId, term: Term, body: Body) {
+        let after_persist = matches!(
+            body,
+            Body::Vote { .. } | Body::VoteResponse { .. } | Body::AppendResponse { .. }
+        );
+        let m = Message {
+            group: self.cfg.group,
+            from: self.cfg.id,
+            to,
+            term,
+            body,
+        };
+        if after_persist {
+            self.out.messages_after_persist.push(m);
+        } else {
+            self.out.messages.push(m);
+        }
+    }
+
+    fn reset_randomized_timeout(&mut self) {
+        let e = self.cfg.election_ticks;
+        self.randomized_timeout = e + self.rng.below(e);
+    }
+
+    fn after_input(&mut self) {
+        if self.cfg.check_invariants {
+            self.check_invariants();
+        }
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn bug_vote_without_log_check(&self) -> bool {
+        self.cfg.planted_bug == Some(PlantedBug::VoteWithoutLogCheck)
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    fn bug_vote_without_log_check(&self) -> bool {
+        false
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn bug_follower_reads_locally(&self) -> bool {
+        self.cfg.planted_bug == Some(PlantedBug::FollowerReadsLocally)
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    fn bug_follower_reads_locally(&self) -> bool {
+        false
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn bug_commit_previous_term(&self) -> bool {
+        self.cfg.planted_bug == Some(PlantedBug::CommitPreviousTermByCount)
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    fn bug_commit_previous_term(&self) -> bool {
+        false
+    }
+}
+
+/// Structural checks of peer input, so nothing a peer sends can trip an
+/// assertion.
+fn validate(m: &Message) -> Result<(), RaftError> {
+    let bad = |why| {
+        Err(RaftError::BadMessage {
+            kind: m.body.kind(),
+            from: m.from,
+            why,
+        })
+    };
+    if m.from == m.to {
+        return bad("sent to itself");
+    }
+    if let Body::Append {
+        prev_index,
+        prev_term,
+        entries,
+        ..
+    } = &m.body
+    {
+        let mut term = *prev_term;
+        for (n, e) in entries.iter().enumerate() {
+            if e.index.0 != prev_index.0 + 1 + n as u64 {
+                return bad("entries not contiguous after prev_index");
+            }
+            if e.term < term || e.term > m.term {
+                return bad("entry terms out of order");
+            }
+            term = e.term;
+        }
+        if *prev_term > m.term {
+            return bad("prev_term above the message term");
+        }
+    }
+    if let Body::Snapshot {
+        index,
+        snapshot_term,
+        ..
+    } = &m.body
+        && (*snapshot_term > m.term || index.0 == 0)
+    {
+        return bad("snapshot point out of range");
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! Safety checkers, one per property; each returns a description of the
+//! first violation it sees.
+
+pub mod election_safety;
+pub mod leader_completeness;
+pub mod linearizability;
+pub mod log_matching;
+pub mod state_machine_safety;
+
+/// A stable 64-bit digest of an entry's payload (FNV-1a, then mixed).
+pub fn digest(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    mix(h)
+}
+
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

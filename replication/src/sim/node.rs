@@ -1,0 +1,140 @@
+//! A simulated node: one Raft core per group, the node's storage model, and
+//! per group a key-value register state machine with client sessions.
+
+use super::storage::Storage;
+use super::workload::{ClientId, Key, Request, Value};
+use crate::raft::{Config, Raft, RaftError, Restored, Role};
+use crate::types::{GroupId, LogIndex, NodeId, Payload, Term};
+use std::collections::BTreeMap;
+
+#[derive(Debug)]
+pub struct GroupNode {
+    pub raft: Raft,
+    pub kv: BTreeMap<Key, Value>,
+    /// Highest op applied per client: a command delivered twice applies once.
+    pub sessions: BTreeMap<ClientId, u64>,
+    /// Proposals awaiting their entry: index -> (term, request).
+    pub proposals: BTreeMap<LogIndex, (Term, Request)>,
+    /// Reads awaiting confirmation, by ctx.
+    pub reads: BTreeMap<u64, Request>,
+    /// Confirmed reads waiting for the applied index.
+    pub ready_reads: Vec<(LogIndex, Request)>,
+    pub last_role: Role,
+    pub last_term: Term,
+}
+
+#[derive(Debug)]
+pub struct SimNode {
+    pub id: NodeId,
+    pub up: bool,
+    /// Bumped at every crash, so events of an earlier life are ignored.
+    pub epoch: u64,
+    pub groups: BTreeMap<GroupId, GroupNode>,
+    pub storage: Storage,
+    /// A sync is in flight; writes queued meanwhile wait for the next one
+    /// (group commit: one sync covers every write before it started).
+    pub syncing: bool,
+}
+
+impl SimNode {
+    pub fn new(id: NodeId) -> Self {
+        SimNode {
+            id,
+            up: false,
+            epoch: 0,
+            groups: BTreeMap::new(),
+            storage: Storage::default(),
+            syncing: false,
+        }
+    }
+
+    /// Starts (or restarts) every group from what storage holds.
+    pub fn start(&mut self, configs: Vec<Config>) -> Result<(), RaftError> {
+        self.groups.clear();
+        for cfg in configs {
+            let group = cfg.group;
+            let disk = self
+                .storage
+                .durable
+                .get(&group)
+                .cloned()
+                .unwrap_or_default();
+            let restored = Restored {
+                hard_state: disk.hard_state,
+                before: disk.before(),
+                entries: disk.entries.clone(),
+            };
+            let raft = Raft::new(cfg, restored)?;
+            let (last_role, last_term) = (raft.role(), raft.term());
+            let (kv, sessions) = disk
+                .snapshot
+                .as_ref()
+                .map_or_else(Default::default, |s| decode_state(&s.data));
+            self.groups.insert(
+                group,
+                GroupNode {
+                    raft,
+                    kv,
+                    sessions,
+                    proposals: BTreeMap::new(),
+                    reads: BTreeMap::new(),
+                    ready_reads: Vec::new(),
+                    last_role,
+                    last_term,
+                },
+            );
+        }
+        self.up = true;
+        Ok(())
+    }
+
+    pub fn crash(&mut self) {
+        self.up = false;
+        self.syncing = false;
+        self.epoch += 1;
+        self.groups.clear();
+    }
+}
+
+/// The register state machine as snapshot bytes: count, (key, value)*,
+/// count, (client, op)*, little-endian.
+pub fn encode_state(kv: &BTreeMap<Key, Value>, sessions: &BTreeMap<ClientId, u64>) -> Payload {
+    let mut b = Vec::with_capacity(8 + kv.len() * 12 + sessions.len() * 12);
+    b.extend_from_slice(&(kv.len() as u32).to_le_bytes());
+    for (k, v) in kv {
+        b.extend_from_slice(&k.to_le_bytes());
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(&(sessions.len() as u32).to_le_bytes());
+    for (c, op) in sessions {
+        b.extend_from_slice(&c.to_le_bytes());
+        b.extend_from_slice(&op.to_le_bytes());
+    }
+    b.into()
+}
+
+type State = (BTreeMap<Key, Value>, BTreeMap<ClientId, u64>);
+
+/// # Panics
+/// On malformed bytes: only [`encode_state`] makes them.
+pub fn decode_state(b: &[u8]) -> State {
+    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let mut at = 0;
+    let mut kv = BTreeMap::new();
+    let n = u32_at(at) as usize;
+    at += 4;
+    for _ in 0..n {
+        kv.insert(u32_at(at), u64_at(at + 4));
+        at += 12;
+    }
+    let mut sessions = BTreeMap::new();
+    let n = u32_at(at) as usize;
+    at += 4;
+    for _ in 0..n {
+        sessions.insert(u32_at(at), u64_at(at + 4));
+        at += 12;
+    }
+    assert_eq!(at, b.len(), "snapshot bytes fully used");
+    (kv, sessions)
+}

@@ -1,0 +1,161 @@
+//! A node's durable storage as the simulator models it: the per-core raft log
+//! holding every group's entries and hard state. Writes are queued, become
+//! durable in order when their sync completes, and a crash keeps the durable
+//! part plus a random prefix of what was written but not synced, the last
+//! write of that prefix possibly torn (some of its entries kept, its hard
+//! state lost), like a log whose torn tail recovery cuts.
+
+use crate::raft::message::Message;
+use crate::rng::Rng;
+use crate::types::{Entry, GroupId, HardState, LogIndex, Snapshot, Term};
+use std::collections::{BTreeMap, VecDeque};
+
+/// What survives of one group: a snapshot (the log before it is gone),
+/// the entries after it, and the hard state.
+#[derive(Debug, Clone, Default)]
+pub struct GroupDisk {
+    pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    /// Entries after the snapshot's index.
+    pub entries: Vec<Entry>,
+}
+
+impl GroupDisk {
+    pub fn before(&self) -> (LogIndex, Term) {
+        self.snapshot
+            .as_ref()
+            .map_or((LogIndex(0), Term(0)), |s| (s.index, s.term))
+    }
+
+    fn apply(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) {
+        if let Some(snap) = snapshot {
+            let before = self.before().0;
+            if snap.index > before {
+                let at = (snap.index.0 - before.0) as usize;
+                let keep = self
+                    .entries
+                    .get(at - 1)
+                    .is_some_and(|e| e.term == snap.term);
+                if keep {
+                    self.entries.drain(..at);
+                } else {
+                    self.entries.clear();
+                }
+                self.snapshot = Some(snap.clone());
+            }
+        }
+        if let Some(first) = entries.first() {
+            // Entries at or below the last replace the suffix (one record
+            // carries the truncation and the new entries).
+            let before = self.before().0;
+            assert!(first.index > before, "entries after the snapshot");
+            let keep = (first.index.0 - before.0 - 1) as usize;
+            self.entries.truncate(keep);
+            self.entries.extend_from_slice(entries);
+        }
+        if let Some(hs) = hard_state {
+            self.hard_state = hs;
+        }
+    }
+}
+
+/// One write of one group's `Ready`.
+#[derive(Debug)]
+pub struct Write {
+    pub seq: u64,
+    pub group: GroupId,
+    /// A snapshot to persist first (received, or of the node's own state
+    /// machine when it compacts).
+    pub snapshot: Option<Snapshot>,
+    pub entries: Vec<Entry>,
+    pub hard_state: Option<HardState>,
+    /// Sent once this write is durable.
+    pub after: Vec<Message>,
+    /// Reported to the core once durable.
+    pub last: Option<(LogIndex, Term)>,
+}
+
+#[derive(Debug, Default)]
+pub struct Storage {
+    pub durable: BTreeMap<GroupId, GroupDisk>,
+    pub unsynced: VecDeque<Write>,
+    next_seq: u64,
+}
+
+impl Storage {
+    pub fn write(
+        &mut self,
+        group: GroupId,
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+        hard_state: Option<HardState>,
+        after: Vec<Message>,
+    ) {
+        self.next_seq += 1;
+        let last = entries.last().map(|e| (e.index, e.term));
+        self.unsynced.push_back(Write {
+            seq: self.next_seq,
+            group,
+            snapshot,
+            entries,
+            hard_state,
+            after,
+            last,
+        });
+    }
+
+    /// Sequence number of the newest write.
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn has_unsynced(&self) -> bool {
+        !self.unsynced.is_empty()
+    }
+
+    /// The sync covering writes up to `seq` completed: they are durable.
+    pub fn synced(&mut self, seq: u64) -> Vec<Write> {
+        let mut done = Vec::new();
+        while self.unsynced.front().is_some_and(|w| w.seq <= seq) {
+            let w = self.unsynced.pop_front().expect("front exists");
+            self.durable.entry(w.group).or_default().apply(
+                w.snapshot.as_ref(),
+                &w.entries,
+                w.hard_state,
+            );
+            done.push(w);
+        }
+        done
+    }
+
+    /// Power loss: unsynced writes survive as a random prefix, the last one
+    /// possibly torn when `tear` is set.
+    pub fn crash(&mut self, rng: &mut Rng, tear: bool) {
+        let writes: Vec<Write> = self.unsynced.drain(..).collect();
+        let kept = rng.below(writes.len() as u64 + 1) as usize;
+        for w in &writes[..kept] {
+            self.durable.entry(w.group).or_default().apply(
+                w.snapshot.as_ref(),
+                &w.entries,
+                w.hard_state,
+            );
+        }
+        if let (true, Some(w)) = (tear, writes.get(kept)) {
+            // The snapshot is one record: whole or lost; then some entries.
+            let disk = self.durable.entry(w.group).or_default();
+            if w.snapshot.is_some() && rng.chance(0.5) {
+                disk.apply(w.snapshot.as_ref(), &[], None);
+                let part = rng.below(w.entries.len() as u64 + 1) as usize;
+                disk.apply(None, &w.entries[..part], None);
+            } else if w.snapshot.is_none() {
+                let part = rng.below(w.entries.len() as u64 + 1) as usize;
+                disk.apply(None, &w.entries[..part], None);
+            }
+        }
+    }
+}

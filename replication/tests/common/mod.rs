@@ -1,0 +1,164 @@
+//! A tiny synchronous cluster for protocol tests: storage is instantly
+//! durable, messages are delivered in order unless a link is cut.
+#![allow(dead_code)]
+
+use ferrisdb_replication::raft::ReadState;
+use ferrisdb_replication::{
+    Config, Entry, GroupId, Message, NodeId, Raft, Ready, Restored, Role, Snapshot, Term,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+pub fn config(id: u64, n: u64) -> Config {
+    let voters = (1..=n).map(NodeId).collect();
+    let mut cfg = Config::new(NodeId(id), GroupId(1), voters);
+    cfg.check_invariants = true;
+    cfg.seed = id * 7919;
+    // The paper's algorithm; tests of the extensions turn them on.
+    cfg.pre_vote = false;
+    cfg.check_quorum = false;
+    cfg
+}
+
+pub struct Cluster {
+    pub nodes: BTreeMap<NodeId, Raft>,
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+    pub queue: VecDeque<Message>,
+    pub applied: BTreeMap<NodeId, Vec<Entry>>,
+    pub read_states: BTreeMap<NodeId, Vec<ReadState>>,
+    pub failed_reads: BTreeMap<NodeId, Vec<u64>>,
+    pub lost: BTreeMap<NodeId, Vec<Term>>,
+    pub snapshots: BTreeMap<NodeId, Vec<Snapshot>>,
+    pub snapshot_needed: BTreeMap<NodeId, Vec<NodeId>>,
+}
+
+impl Cluster {
+    pub fn new(n: u64) -> Self {
+        Self::with(n, |_| {})
+    }
+
+    pub fn with(n: u64, tweak: impl Fn(&mut Config)) -> Self {
+        let mut nodes = BTreeMap::new();
+        for id in 1..=n {
+            let mut cfg = config(id, n);
+            tweak(&mut cfg);
+            nodes.insert(
+                NodeId(id),
+                Raft::new(cfg, Restored::default()).expect("valid"),
+            );
+        }
+        Cluster {
+            nodes,
+            cut: BTreeSet::new(),
+            queue: VecDeque::new(),
+            applied: BTreeMap::new(),
+            read_states: BTreeMap::new(),
+            failed_reads: BTreeMap::new(),
+            lost: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
+            snapshot_needed: BTreeMap::new(),
+        }
+    }
+
+    pub fn node(&mut self, id: u64) -> &mut Raft {
+        self.nodes.get_mut(&NodeId(id)).expect("node exists")
+    }
+
+    /// Cuts every link to and from `id`.
+    pub fn isolate(&mut self, id: u64) {
+        for &other in self.nodes.keys() {
+            self.cut.insert((NodeId(id), other));
+            self.cut.insert((other, NodeId(id)));
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Handles every node's Ready (persisting at once) and queues messages.
+    pub fn flush(&mut self) {
+        for (&id, raft) in self.nodes.iter_mut() {
+            while raft.has_ready() {
+                let rd: Ready = raft.ready();
+                self.queue.extend(rd.messages);
+                if let Some(last) = rd.entries.last() {
+                    raft.persisted(last.index, last.term);
+                }
+                self.queue.extend(rd.messages_after_persist);
+                self.applied.entry(id).or_default().extend(rd.committed);
+                self.read_states
+                    .entry(id)
+                    .or_default()
+                    .extend(rd.read_states);
+                self.failed_reads
+                    .entry(id)
+                    .or_default()
+                    .extend(rd.failed_reads);
+                self.snapshot_needed
+                    .entry(id)
+                    .or_default()
+                    .extend(rd.snapshot_needed);
+                if let Some(s) = rd.snapshot {
+                    self.snapshots.entry(id).or_default().push(s);
+                }
+                if let Some(t) = rd.leadership_lost {
+                    self.lost.entry(id).or_default().push(t);
+                }
+            }
+        }
+    }
+
+    /// Delivers messages until the network is quiet.
+    pub fn settle(&mut self) {
+        for _ in 0..100_000 {
+            self.flush();
+            let Some(m) = self.queue.pop_front() else {
+                return;
+            };
+            if self.cut.contains(&(m.from, m.to)) {
+                continue;
+            }
+            if let Some(raft) = self.nodes.get_mut(&m.to) {
+                raft.step(m).expect("well-formed message");
+            }
+        }
+        panic!("the cluster did not settle");
+    }
+
+    /// Ticks `id` until its election timer fires (at most 2 * election_ticks).
+    pub fn campaign(&mut self, id: u64) {
+        let ticks = 2 * self.node(id).config().election_ticks;
+        let term = self.node(id).term();
+        for _ in 0..ticks {
+            self.node(id).tick();
+            if self.node(id).role() != Role::Follower || self.node(id).term() > term {
+                break;
+            }
+        }
+        self.settle();
+    }
+
+    pub fn tick_all(&mut self, ticks: u64) {
+        for _ in 0..ticks {
+            for raft in self.nodes.values_mut() {
+                raft.tick();
+            }
+            self.settle();
+        }
+    }
+
+    pub fn leaders(&self) -> Vec<NodeId> {
+        self.nodes
+            .values()
+            .filter(|r| r.role() == Role::Leader)
+            .map(|r| r.id())
+            .collect()
+    }
+
+    pub fn propose(&mut self, id: u64, data: &[u8]) {
+        self.node(id)
+            .propose(vec![data.into()])
+            .expect("leader accepts");
+        self.settle();
+    }
+}

@@ -408,6 +408,15 @@ pub struct NetArgs {
     /// Cores of the spawned node.
     #[arg(long, default_value_t = 2)]
     pub cores: usize,
+    /// Before the first benchmark, wait (at most this long) until the
+    /// spawned node's data directory stops growing: a fresh node zero-fills
+    /// its shards' WAL segments in the background. 0: start at once.
+    #[arg(
+        long = "node_settle_secs",
+        alias = "node-settle-secs",
+        default_value_t = 120.0
+    )]
+    pub node_settle_secs: f64,
     /// Also run the embedded engine on the same workloads in this process,
     /// twice: as configured (`--sync`, `--threads`), and with sync writes and
     /// `--concurrency` tasks (the node's durability and parallelism); then
@@ -434,6 +443,9 @@ impl NetArgs {
         }
         if !(1..=CLIENT_THREADS_MAX).contains(&self.client_threads) {
             return Err(format!("--client_threads must be 1..={CLIENT_THREADS_MAX}"));
+        }
+        if !(0.0..=3600.0).contains(&self.node_settle_secs) {
+            return Err("--node_settle_secs must be in 0..=3600".into());
         }
         if !(1..=NODE_CORES_MAX).contains(&self.cores) {
             return Err(format!("--cores must be 1..={NODE_CORES_MAX}"));

@@ -124,6 +124,7 @@ fn run_engine(args: &EngineArgs) -> Result<()> {
             results: &results,
             ratios,
             comparisons: Vec::new(),
+            device_probes: Vec::new(),
         };
         report::write_json(path, &doc)?;
     }
@@ -166,7 +167,32 @@ fn run_net(args: &NetArgs) -> Result<()> {
     };
     if let Some(n) = node.as_mut() {
         n.wait_ready(|| net::probe(&target))?;
+        if args.node_settle_secs > 0.0 {
+            let limit = std::time::Duration::from_secs_f64(args.node_settle_secs);
+            let (bytes, waited) = n.settle(limit)?;
+            println!(
+                "node: data directory settled at {:.1} MB after {:.1} s (WAL segments preallocated)",
+                bytes as f64 / 1048576.0,
+                waited.as_secs_f64()
+            );
+        }
     }
+    // The device is shared and its fdatasync rate swings: measure it next
+    // to each durable series so a fill can be read against it.
+    let fills = w
+        .benchmarks
+        .iter()
+        .any(|s| s.bench.fresh_db() || s.bench == Benchmark::Overwrite);
+    let device = |when: &str| -> Result<Option<ProbeResult>> {
+        if !fills {
+            return Ok(None);
+        }
+        let p = probe::run(&probe_dir(&w.db), w.fsync_probe_secs).context("run the fsync probe")?;
+        println!("{} ({when})", p.line());
+        Ok(Some(p))
+    };
+    let mut probes = Vec::new();
+    probes.extend(device("before the network run")?);
     println!("=== {} ({}) ===", net::ENGINE, target.endpoint);
     let mut results = net::run_series(args, &target)?;
     if let Some(mut n) = node.take() {
@@ -184,6 +210,7 @@ fn run_net(args: &NetArgs) -> Result<()> {
         );
         results.extend(net::run_embedded(&plain, net::EMBEDDED)?);
         let synced = args.embedded(true);
+        probes.extend(device("before the durable embedded run")?);
         println!(
             "=== embedded ferrisdb, durable like the node (sync true, threads {}, {}) ===",
             synced.threads,
@@ -207,13 +234,15 @@ fn run_net(args: &NetArgs) -> Result<()> {
         report::print_comparisons(&blocks);
     }
     if let Some(path) = &w.json {
+        let first_probe = probes.first().cloned();
         let doc = report::Document {
             config: args,
             machine: sysinfo::machine(&w.db),
-            device_probe: None,
+            device_probe: first_probe.as_ref(),
             results: &results,
             ratios: Vec::new(),
             comparisons: blocks.into_iter().flat_map(|(_, rows)| rows).collect(),
+            device_probes: probes,
         };
         report::write_json(path, &doc)?;
     }

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for the node to exit after SIGTERM (it drains for up to 10 s).
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Data-directory samples that must agree before a fresh node counts as settled.
+const SETTLE_SAMPLES: u32 = 3;
+const SETTLE_INTERVAL: Duration = Duration::from_millis(500);
 /// Tries to find a run of free UDP ports before giving up.
 const PORT_ATTEMPTS_MAX: usize = 50;
 
@@ -119,6 +122,26 @@ impl NodeProcess {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Waits until the data directory stops growing (allocated bytes equal
+    /// over [`SETTLE_SAMPLES`] samples [`SETTLE_INTERVAL`] apart), at most
+    /// `limit`. A fresh node zero-fills a WAL segment and a spare for every
+    /// shard (128 MiB each, 8 shards on 2 cores by default) in the
+    /// background; a durable write measured meanwhile waits behind that
+    /// I/O, which the embedded engine (one shard) does not pay. Returns the
+    /// settled size and the time waited.
+    pub fn settle(&self, limit: Duration) -> Result<(u64, Duration)> {
+        let start = Instant::now();
+        let mut last = crate::sysinfo::dir_bytes(&self.data_dir).allocated;
+        let mut same = 0;
+        while same < SETTLE_SAMPLES && start.elapsed() < limit {
+            std::thread::sleep(SETTLE_INTERVAL);
+            let now = crate::sysinfo::dir_bytes(&self.data_dir).allocated;
+            same = if now == last { same + 1 } else { 0 };
+            last = now;
+        }
+        Ok((last, start.elapsed()))
     }
 
     /// Sends SIGTERM to the node's PID and waits for it to exit (SIGKILL

@@ -341,6 +341,9 @@ pub struct Document<'a, C: Serialize> {
     pub ratios: Vec<Ratio>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub comparisons: Vec<Comparison>,
+    /// `net`: the device probe before each durable series, in run order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_probes: Vec<ProbeResult>,
 }
 
 pub fn write_json<C: Serialize>(path: &Path, doc: &Document<'_, C>) -> Result<()> {

@@ -66,6 +66,8 @@ fn net_mode_against_a_spawned_node_reports_like_engine_mode() {
             "--concurrency=8",
             "--connections=2",
             "--compare-embedded",
+            "--fsync_probe_secs=0.1",
+            "--node_settle_secs=5",
             &format!("--db={}", db.display()),
             &format!("--json={}", json.display()),
         ])
@@ -154,6 +156,8 @@ fn net_mode_against_a_spawned_node_reports_like_engine_mode() {
             .all(|c| c["throughput_ratio"].as_f64().is_some_and(|r| r > 0.0))
     );
     assert_eq!(doc["config"]["concurrency"], 8);
+    assert_eq!(doc["device_probes"].as_array().map(Vec::len), Some(2));
+    assert!(stdout.contains("(before the network run)"), "{stdout}");
     assert_eq!(doc["config"]["workload"]["num"], 300);
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .expect("read tmp")

@@ -340,6 +340,158 @@ impl EngineArgs {
     }
 }
 
+/// `--spawn-node` without a path: the `ferrisdb` beside this executable.
+pub const SPAWN_NODE_BESIDE: &str = "auto";
+/// Upper bound on `--concurrency` (and on a `[threads=N]` override in net
+/// mode): one client task each, with its own histogram.
+pub const CONCURRENCY_MAX: usize = THREADS_MAX;
+/// Upper bound on `--connections` (each is a `Client` with its own UDP socket).
+pub const CONNECTIONS_MAX: usize = 64;
+/// Upper bound on `--client_threads` (tokio worker threads).
+pub const CLIENT_THREADS_MAX: usize = 64;
+/// Upper bound on `--cores` of a spawned node (the node's own limit may be lower).
+pub const NODE_CORES_MAX: usize = 256;
+
+/// `ferrisdb-bench net`: the same workloads as `engine`, through
+/// `ferrisdb-client` against a running node (or one it starts).
+///
+/// Every `engine` flag applies with its meaning there (`--num`, `--reads`,
+/// `--key_size`, `--value_size`, `--batch_size`, `--seed`, `--json`,
+/// `--histogram`...); `--db` and `--threads` describe the embedded engine
+/// run by `--compare-embedded` (and the spawned node's data directory goes
+/// beside `--db`, on the same file system). The network run has
+/// `--concurrency` workers, each with one request in flight at a time; a
+/// `[threads=N]` override in `--benchmarks` sets the concurrency of that
+/// benchmark. Node writes are always durable (acknowledged after the WAL
+/// group commit), so `--sync` has no effect on the network run.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct NetArgs {
+    #[command(flatten)]
+    pub workload: EngineArgs,
+    /// Address of a node core (any core answers with the shard map). Not
+    /// with --spawn-node.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub endpoint: Option<String>,
+    /// No certificates (the node runs with --insecure; loopback only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// CA certificate (PEM) that signed the node's certificate.
+    #[arg(long = "ca-cert", alias = "ca_cert", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// The client's certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The client's private key (PEM, PKCS#8).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Requests in flight: client tasks, each waiting for its reply before
+    /// sending its next request (closed loop).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Client connections (separate `Client`s); worker w uses connection
+    /// w mod K.
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
+    /// QUIC streams ("lanes") per connection.
+    #[arg(long, default_value_t = 4)]
+    pub lanes: usize,
+    /// Tokio worker threads of the client; 1 is a current-thread runtime.
+    #[arg(long = "client_threads", alias = "client-threads", default_value_t = 1)]
+    pub client_threads: usize,
+    /// Start a node from this `ferrisdb` binary (without a value, or
+    /// `auto`: the `ferrisdb` next to this executable) with --insecure, a
+    /// fresh data directory beside --db and free loopback ports; stop it
+    /// with SIGTERM at the end.
+    #[arg(long = "spawn-node", alias = "spawn_node", value_name = "FERRISDB",
+          num_args = 0..=1, default_missing_value = SPAWN_NODE_BESIDE)]
+    pub spawn_node: Option<PathBuf>,
+    /// Cores of the spawned node.
+    #[arg(long, default_value_t = 2)]
+    pub cores: usize,
+    /// Before the first benchmark, wait (at most this long) until the
+    /// spawned node's data directory stops growing: a fresh node zero-fills
+    /// its shards' WAL segments in the background. 0: start at once.
+    #[arg(
+        long = "node_settle_secs",
+        alias = "node-settle-secs",
+        default_value_t = 120.0
+    )]
+    pub node_settle_secs: f64,
+    /// Also run the embedded engine on the same workloads in this process,
+    /// twice: as configured (`--sync`, `--threads`), and with sync writes and
+    /// `--concurrency` tasks (the node's durability and parallelism); then
+    /// print network ops/s over embedded ops/s per benchmark.
+    #[arg(long = "compare-embedded", alias = "compare_embedded")]
+    pub compare_embedded: bool,
+}
+
+impl NetArgs {
+    /// Rejects flag values outside their limits before anything runs.
+    pub fn validate(&self) -> Result<(), String> {
+        self.workload.validate()?;
+        if self.workload.engine != EngineChoice::Ferrisdb {
+            return Err("--engine has no meaning in net mode".into());
+        }
+        if self.workload.use_existing_db {
+            return Err("--use_existing_db is not supported in net mode".into());
+        }
+        if !(1..=CONCURRENCY_MAX).contains(&self.concurrency) {
+            return Err(format!("--concurrency must be 1..={CONCURRENCY_MAX}"));
+        }
+        if !(1..=CONNECTIONS_MAX).contains(&self.connections) {
+            return Err(format!("--connections must be 1..={CONNECTIONS_MAX}"));
+        }
+        if !(1..=CLIENT_THREADS_MAX).contains(&self.client_threads) {
+            return Err(format!("--client_threads must be 1..={CLIENT_THREADS_MAX}"));
+        }
+        if !(0.0..=3600.0).contains(&self.node_settle_secs) {
+            return Err("--node_settle_secs must be in 0..=3600".into());
+        }
+        if !(1..=NODE_CORES_MAX).contains(&self.cores) {
+            return Err(format!("--cores must be 1..={NODE_CORES_MAX}"));
+        }
+        match (&self.endpoint, &self.spawn_node) {
+            (None, None) => return Err("give --endpoint HOST:PORT or --spawn-node".into()),
+            (Some(_), Some(_)) => {
+                return Err("--endpoint and --spawn-node exclude each other".into());
+            }
+            _ => {}
+        }
+        let tls = [&self.ca_cert, &self.cert, &self.key];
+        let tls_given = tls.iter().filter(|f| f.is_some()).count();
+        if self.spawn_node.is_some() {
+            if tls_given > 0 {
+                return Err(
+                    "a spawned node runs with --insecure: drop --ca-cert/--cert/--key".into(),
+                );
+            }
+        } else if self.insecure == (tls_given == 3) || (tls_given != 0 && tls_given != 3) {
+            return Err("give either --insecure or all of --ca-cert, --cert and --key".into());
+        }
+        Ok(())
+    }
+
+    /// The embedded run's flags: these, or with sync writes and one task
+    /// per in-flight request (`sync_like_node`).
+    pub fn embedded(&self, sync_like_node: bool) -> EngineArgs {
+        let mut args = self.workload.clone();
+        if sync_like_node {
+            args.sync = true;
+            args.threads = self.concurrency;
+        }
+        args
+    }
+
+    /// The network run's plan flags: `--threads` is the concurrency.
+    pub fn network_plan_args(&self) -> EngineArgs {
+        EngineArgs {
+            threads: self.concurrency,
+            sync: true,
+            ..self.workload.clone()
+        }
+    }
+}
+
 fn rocksdb_dir_beside(db: &Path) -> PathBuf {
     match db.file_name().and_then(|n| n.to_str()) {
         Some("ferrisdb") => db.with_file_name("rocksdb"),
@@ -360,6 +512,16 @@ pub(crate) mod tests_support {
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).expect("flags parse").command {
             Command::Engine(a) => a,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// `ferrisdb-bench net <extra...>` parsed.
+    pub fn net_args(extra: &[&str]) -> super::NetArgs {
+        let mut argv = vec!["ferrisdb-bench", "net"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).expect("flags parse").command {
+            Command::Net(a) => a,
             other => panic!("parsed as {other:?}"),
         }
     }
@@ -445,6 +607,40 @@ mod tests {
         }
         let argv = ["ferrisdb-bench", "engine", "--benchmarks=fillseq,nope"];
         assert!(Cli::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn net_flags_need_one_target_and_one_security_mode() {
+        use super::tests_support::net_args;
+        let a = net_args(&["--spawn-node", "--num=300", "--concurrency=8"]);
+        assert_eq!(a.spawn_node, Some(PathBuf::from(SPAWN_NODE_BESIDE)));
+        assert_eq!((a.concurrency, a.connections, a.cores), (8, 1, 2));
+        assert!(a.validate().is_ok());
+        let plan = a.network_plan_args();
+        assert_eq!((plan.threads, plan.num), (8, 300));
+        let sync = a.embedded(true);
+        assert!(sync.sync && sync.threads == 8);
+        assert!(!a.embedded(false).sync && a.embedded(false).threads == 1);
+        let ok = net_args(&["--endpoint=127.0.0.1:7400", "--insecure"]);
+        assert!(ok.validate().is_ok());
+        for bad in [
+            vec!["--endpoint=127.0.0.1:7400"],
+            vec!["--endpoint=127.0.0.1:7400", "--insecure", "--cert=c.pem"],
+            vec!["--endpoint=127.0.0.1:7400", "--ca-cert=ca.pem"],
+            vec!["--endpoint=127.0.0.1:7400", "--spawn-node=x", "--insecure"],
+            vec!["--spawn-node", "--concurrency=0"],
+            vec!["--spawn-node", "--engine=rocksdb"],
+            vec![],
+        ] {
+            assert!(net_args(&bad).validate().is_err(), "{bad:?} accepted");
+        }
+        let tls = net_args(&[
+            "--endpoint=127.0.0.1:7400",
+            "--ca-cert=ca.pem",
+            "--cert=c.pem",
+            "--key=c.key",
+        ]);
+        assert!(tls.validate().is_ok());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! ferrisdb-bench engine --benchmarks=fillrandom,readrandom,fillsync,fillsync32 --num=1000000
 //! ferrisdb-bench engine --engine=both --json=out.json      # needs --features rocksdb
 //! ferrisdb-bench fsync-probe --dir ./bench-data
+//! ferrisdb-bench net --endpoint=127.0.0.1:7400 --insecure --benchmarks=fillrandom,readrandom --concurrency=64
+//! ferrisdb-bench net --spawn-node --cores=2 --compare-embedded --num=1000000   # the whole comparison
 //! ```
 
 #![forbid(unsafe_code)]
@@ -13,6 +15,8 @@
 mod ferris;
 mod flags;
 mod meter;
+mod net;
+mod node_proc;
 mod probe;
 mod report;
 #[cfg(feature = "rocksdb")]
@@ -22,7 +26,7 @@ mod workload;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use flags::{Benchmark, EngineArgs};
+use flags::{Benchmark, EngineArgs, NetArgs};
 use probe::ProbeResult;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +43,8 @@ pub enum Command {
     Engine(EngineArgs),
     /// The device's 4 KiB O_DIRECT pwrite + fdatasync rate.
     FsyncProbe(ProbeArgs),
+    /// The engine benchmarks through `ferrisdb-client` against a node.
+    Net(NetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +59,7 @@ pub struct ProbeArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Engine(args) => run_engine(&args),
+        Command::Net(args) => run_net(&args),
         Command::FsyncProbe(p) => {
             let r = probe::run(&p.dir, p.secs)?;
             println!("{}", r.line());
@@ -116,10 +123,151 @@ fn run_engine(args: &EngineArgs) -> Result<()> {
             device_probe: probe.as_ref(),
             results: &results,
             ratios,
+            comparisons: Vec::new(),
+            device_probes: Vec::new(),
         };
         report::write_json(path, &doc)?;
     }
     Ok(())
+}
+
+fn run_net(args: &NetArgs) -> Result<()> {
+    args.validate().map_err(anyhow::Error::msg)?;
+    let w = &args.workload;
+    print_header(w);
+    println!(
+        "Network:    concurrency {}, connections {}, lanes {}, client threads {}; node writes are durable (WAL group commit)",
+        args.concurrency, args.connections, args.lanes, args.client_threads
+    );
+    let mut node = match &args.spawn_node {
+        Some(path) => {
+            let binary = node_proc::locate_binary(path)?;
+            let dir = probe_dir(&w.db).join(format!("ferrisdb-node-{}", std::process::id()));
+            Some(node_proc::NodeProcess::start(&binary, args.cores, &dir)?)
+        }
+        None => None,
+    };
+    let target = match &node {
+        Some(n) => net::Target {
+            endpoint: n.endpoint,
+            security: ferrisdb_client::Security::Insecure,
+            data_dir: Some(n.data_dir.clone()),
+            node_cores: Some(n.cores),
+        },
+        None => net::Target {
+            endpoint: resolve(
+                args.endpoint
+                    .as_deref()
+                    .expect("validated: endpoint or spawn"),
+            )?,
+            security: security(args),
+            data_dir: None,
+            node_cores: None,
+        },
+    };
+    if let Some(n) = node.as_mut() {
+        n.wait_ready(|| net::probe(&target))?;
+        if args.node_settle_secs > 0.0 {
+            let limit = std::time::Duration::from_secs_f64(args.node_settle_secs);
+            let (bytes, waited) = n.settle(limit)?;
+            println!(
+                "node: data directory settled at {:.1} MB after {:.1} s (WAL segments preallocated)",
+                bytes as f64 / 1048576.0,
+                waited.as_secs_f64()
+            );
+        }
+    }
+    // The device is shared and its fdatasync rate swings: measure it next
+    // to each durable series so a fill can be read against it.
+    let fills = w
+        .benchmarks
+        .iter()
+        .any(|s| s.bench.fresh_db() || s.bench == Benchmark::Overwrite);
+    let device = |when: &str| -> Result<Option<ProbeResult>> {
+        if !fills {
+            return Ok(None);
+        }
+        let p = probe::run(&probe_dir(&w.db), w.fsync_probe_secs).context("run the fsync probe")?;
+        println!("{} ({when})", p.line());
+        Ok(Some(p))
+    };
+    let mut probes = Vec::new();
+    probes.extend(device("before the network run")?);
+    println!("=== {} ({}) ===", net::ENGINE, target.endpoint);
+    let mut results = net::run_series(args, &target)?;
+    if let Some(mut n) = node.take() {
+        n.stop()?;
+        let _ = std::fs::remove_dir_all(&n.data_dir);
+    }
+    let mut blocks = Vec::new();
+    if args.compare_embedded {
+        let plain = args.embedded(false);
+        println!(
+            "=== embedded ferrisdb (sync {}, threads {}, {}) ===",
+            plain.sync,
+            plain.threads,
+            plain.db.display()
+        );
+        results.extend(net::run_embedded(&plain, net::EMBEDDED)?);
+        let synced = args.embedded(true);
+        probes.extend(device("before the durable embedded run")?);
+        println!(
+            "=== embedded ferrisdb, durable like the node (sync true, threads {}, {}) ===",
+            synced.threads,
+            synced.db.display()
+        );
+        results.extend(net::run_embedded(&synced, net::EMBEDDED_SYNC)?);
+        blocks.push((
+            format!(
+                "network / embedded (sync {}, threads {}): ratio >= 0.5 means the network path costs at most half",
+                plain.sync, plain.threads
+            ),
+            report::compare(&results, net::ENGINE, net::EMBEDDED),
+        ));
+        blocks.push((
+            format!(
+                "network / embedded durable (sync true, threads {}): the same durability and requests in flight",
+                synced.threads
+            ),
+            report::compare(&results, net::ENGINE, net::EMBEDDED_SYNC),
+        ));
+        report::print_comparisons(&blocks);
+    }
+    if let Some(path) = &w.json {
+        let first_probe = probes.first().cloned();
+        let doc = report::Document {
+            config: args,
+            machine: sysinfo::machine(&w.db),
+            device_probe: first_probe.as_ref(),
+            results: &results,
+            ratios: Vec::new(),
+            comparisons: blocks.into_iter().flat_map(|(_, rows)| rows).collect(),
+            device_probes: probes,
+        };
+        report::write_json(path, &doc)?;
+    }
+    Ok(())
+}
+
+fn security(args: &NetArgs) -> ferrisdb_client::Security {
+    match (&args.ca_cert, &args.cert, &args.key) {
+        (Some(ca_cert), Some(cert), Some(key)) => ferrisdb_client::Security::MutualTls {
+            ca_cert: ca_cert.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => ferrisdb_client::Security::Insecure,
+    }
+}
+
+/// `HOST:PORT` to one socket address (the first the resolver gives).
+fn resolve(endpoint: &str) -> Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    endpoint
+        .to_socket_addrs()
+        .with_context(|| format!("resolve --endpoint {endpoint}"))?
+        .next()
+        .with_context(|| format!("--endpoint {endpoint} resolves to no address"))
 }
 
 #[cfg(feature = "rocksdb")]

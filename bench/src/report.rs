@@ -2,7 +2,7 @@
 //! line (memory, disk, write amplification, p99), the engines' ratio table
 //! and the JSON document.
 
-use crate::flags::{Benchmark, EngineArgs};
+use crate::flags::Benchmark;
 use crate::meter::Meter;
 use crate::probe::ProbeResult;
 use crate::sysinfo::{self, DirBytes, Machine};
@@ -43,6 +43,24 @@ pub struct BenchResult {
     pub db_allocated_bytes: u64,
     pub peak_rss_bytes: Option<u64>,
     pub engine_stats: serde_json::Value,
+    /// Set for a run through `ferrisdb-client` against a node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetFacts>,
+}
+
+/// How a network result was produced (its "engine" is a node).
+#[derive(Debug, Clone, Serialize)]
+pub struct NetFacts {
+    pub endpoint: String,
+    /// Requests in flight (client tasks in a closed loop).
+    pub concurrency: usize,
+    pub connections: usize,
+    pub lanes: usize,
+    pub client_threads: usize,
+    /// Cores of the node when the bench started it, else unknown.
+    pub node_cores: Option<usize>,
+    /// Node writes are acknowledged after the WAL group commit (fdatasync).
+    pub durable_writes: bool,
 }
 
 /// What an engine knows about itself after a run.
@@ -93,6 +111,7 @@ impl BenchResult {
             db_allocated_bytes: allocated,
             peak_rss_bytes: sysinfo::peak_rss_bytes(),
             engine_stats: facts.stats,
+            network: None,
         }
     }
 
@@ -121,6 +140,26 @@ impl BenchResult {
     /// The figures db_bench does not print.
     pub fn extra_line(&self) -> String {
         let mb = |b: u64| b as f64 / 1048576.0;
+        if let Some(n) = &self.network {
+            // The node's disk and memory are another process's: only the
+            // client's own peak and the latency quantiles are ours to show.
+            let rss = self
+                .peak_rss_bytes
+                .map_or("?".to_string(), |b| format!("{:.1} MB", mb(b)));
+            return format!(
+                "  [{} {}] concurrency {} over {} connection(s) x {} lanes; client peak_rss {rss}; \
+                 p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} micros",
+                self.engine,
+                n.endpoint,
+                n.concurrency,
+                n.connections,
+                n.lanes,
+                self.p50_micros,
+                self.p99_micros,
+                self.p999_micros,
+                self.max_micros
+            );
+        }
         let rss = self
             .peak_rss_bytes
             .map_or("?".to_string(), |b| format!("{:.1} MB", mb(b)));
@@ -217,16 +256,97 @@ pub fn print_ratios(ratios: &[Ratio]) {
     }
 }
 
+/// One result of `subject` against the same benchmark of `baseline`
+/// (e.g. the network path against the embedded engine).
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub label: String,
+    pub subject: &'static str,
+    pub baseline: &'static str,
+    pub subject_ops_per_sec: f64,
+    pub baseline_ops_per_sec: f64,
+    /// Subject ops/sec over baseline ops/sec.
+    pub throughput_ratio: f64,
+    pub subject_p50_micros: f64,
+    pub subject_p99_micros: f64,
+    pub baseline_p50_micros: f64,
+    pub baseline_p99_micros: f64,
+}
+
+/// Pairs every `subject` result with the first `baseline` result of the same
+/// benchmark name (labels may differ by a `[threads=N]` override).
+pub fn compare(results: &[BenchResult], subject: &str, baseline: &str) -> Vec<Comparison> {
+    let mut used = vec![false; results.len()];
+    let mut out = Vec::new();
+    for s in results.iter().filter(|r| r.engine == subject) {
+        let found = results
+            .iter()
+            .enumerate()
+            .find(|(i, b)| !used[*i] && b.engine == baseline && b.name == s.name);
+        let Some((i, b)) = found else { continue };
+        used[i] = true;
+        out.push(Comparison {
+            label: s.label.clone(),
+            subject: s.engine,
+            baseline: b.engine,
+            subject_ops_per_sec: s.ops_per_sec,
+            baseline_ops_per_sec: b.ops_per_sec,
+            throughput_ratio: s.ops_per_sec / b.ops_per_sec.max(1e-9),
+            subject_p50_micros: s.p50_micros,
+            subject_p99_micros: s.p99_micros,
+            baseline_p50_micros: b.p50_micros,
+            baseline_p99_micros: b.p99_micros,
+        });
+    }
+    out
+}
+
+/// The comparison table, one block per baseline, with a title line each.
+pub fn print_comparisons(blocks: &[(String, Vec<Comparison>)]) {
+    for (title, rows) in blocks {
+        println!("\n{title}");
+        println!(
+            "{:<22} {:>12} {:>12} {:>7} {:>21} {:>21}",
+            "benchmark",
+            "subject op/s",
+            "base op/s",
+            "ratio",
+            "p50/p99 us subject",
+            "p50/p99 us base"
+        );
+        for c in rows {
+            println!(
+                "{:<22} {:>12.0} {:>12.0} {:>7.2} {:>10.1} / {:<8.1} {:>10.1} / {:<8.1}",
+                c.label,
+                c.subject_ops_per_sec,
+                c.baseline_ops_per_sec,
+                c.throughput_ratio,
+                c.subject_p50_micros,
+                c.subject_p99_micros,
+                c.baseline_p50_micros,
+                c.baseline_p99_micros
+            );
+        }
+    }
+}
+
+/// The JSON result file of `engine` (config = `EngineArgs`) and `net`
+/// (config = `NetArgs`).
 #[derive(Debug, Serialize)]
-pub struct Document<'a> {
-    pub config: &'a EngineArgs,
+pub struct Document<'a, C: Serialize> {
+    pub config: &'a C,
     pub machine: Machine,
     pub device_probe: Option<&'a ProbeResult>,
     pub results: &'a [BenchResult],
     pub ratios: Vec<Ratio>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub comparisons: Vec<Comparison>,
+    /// `net`: the device probe before each durable series, in run order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_probes: Vec<ProbeResult>,
 }
 
-pub fn write_json(path: &Path, doc: &Document<'_>) -> Result<()> {
+pub fn write_json<C: Serialize>(path: &Path, doc: &Document<'_, C>) -> Result<()> {
     let text = serde_json::to_string_pretty(doc).context("serialize results")?;
     std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))
 }
@@ -261,6 +381,7 @@ mod tests {
             db_allocated_bytes: 0,
             peak_rss_bytes: None,
             engine_stats: serde_json::Value::Null,
+            network: None,
         }
     }
 
@@ -278,5 +399,27 @@ mod tests {
             result("readrandom", 2000, Some(2000), 1.0).db_bench_line(),
             "readrandom   :       2.345 micros/op 2000 ops/sec;    1.0 MB/s (2000 of 2000 found)"
         );
+    }
+
+    #[test]
+    fn comparisons_pair_by_name_in_order() {
+        let mut results = Vec::new();
+        for (engine, ops) in [
+            ("ferrisdb-net", 100),
+            ("ferrisdb", 400),
+            ("ferrisdb-sync", 50),
+        ] {
+            let mut r = result("readrandom", ops, Some(ops), 1.0);
+            r.engine = engine;
+            results.push(r);
+        }
+        results[0].label = "readrandom[threads=8]".into();
+        let c = compare(&results, "ferrisdb-net", "ferrisdb");
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].label, "readrandom[threads=8]");
+        assert!((c[0].throughput_ratio - 0.25).abs() < 1e-9);
+        let c = compare(&results, "ferrisdb-net", "ferrisdb-sync");
+        assert!((c[0].throughput_ratio - 2.0).abs() < 1e-9);
+        assert!(compare(&results, "ferrisdb-net", "rocksdb").is_empty());
     }
 }

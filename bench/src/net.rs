@@ -1,0 +1,333 @@
+//! The benchmark series through `ferrisdb-client`: `concurrency` tokio tasks
+//! per benchmark, each a closed loop with one request in flight, spread over
+//! `connections` clients. Keys, values, key order and the result lines are
+//! the engine series' own (`workload`, `meter`, `report`), so a line of
+//! `net` reads against the same line of `engine`.
+
+use crate::flags::{Benchmark, EngineArgs, NetArgs};
+use crate::meter::Meter;
+use crate::report::{BenchResult, EngineFacts, NetFacts};
+use crate::workload::{Plan, ValueGen};
+use anyhow::{Context, Result, bail};
+use ferrisdb_client::{Batch, Client, ClientConfig, KeyBound, ScanOptions, Security};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Engine name of network results in the report and the JSON.
+pub const ENGINE: &str = "ferrisdb-net";
+/// Engine name of the embedded run with the flags as given.
+pub const EMBEDDED: &str = "ferrisdb";
+/// Engine name of the embedded run with sync writes and `--concurrency` tasks.
+pub const EMBEDDED_SYNC: &str = "ferrisdb-sync";
+/// Deadline of one request: long enough for a write stalled behind a flush
+/// or compaction, short enough that a hung node fails the run.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where the series runs and how it connects.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub endpoint: SocketAddr,
+    pub security: Security,
+    /// The node's data directory when this process started the node.
+    pub data_dir: Option<std::path::PathBuf>,
+    pub node_cores: Option<usize>,
+}
+
+/// Runs every benchmark of `args` in order against `target` and prints each
+/// result as it finishes.
+pub fn run_series(args: &NetArgs, target: &Target) -> Result<Vec<BenchResult>> {
+    let runtime = if args.client_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.client_threads)
+            .enable_all()
+            .build()
+    }
+    .context("start the tokio runtime")?;
+    runtime.block_on(series(args, target))
+}
+
+async fn series(args: &NetArgs, target: &Target) -> Result<Vec<BenchResult>> {
+    let mut clients = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        clients.push(connect(args, target).await?);
+    }
+    let plan_args = args.network_plan_args();
+    let values = ValueGen::new(
+        plan_args.compression_ratio,
+        plan_args.value_size,
+        plan_args.seed,
+    );
+    let facts = NetFacts {
+        endpoint: target.endpoint.to_string(),
+        concurrency: args.concurrency,
+        connections: args.connections,
+        lanes: args.lanes,
+        client_threads: args.client_threads,
+        node_cores: target.node_cores,
+        durable_writes: true,
+    };
+    let mut results = Vec::new();
+    for (index, spec) in plan_args.benchmarks.iter().enumerate() {
+        let plan = Plan::new(&plan_args, index, *spec);
+        if spec.bench.fresh_db() && index > 0 {
+            // A client cannot drop the node's data (a ranged delete would
+            // leave tombstones that every later read pays for).
+            println!(
+                "{:<12} : note: writes over the keys already in the node",
+                spec.label()
+            );
+        }
+        crate::sysinfo::reset_peak_rss();
+        let (meter, wall, writes) = run_one(&clients, &plan, &values).await?;
+        let dir = target.data_dir.as_deref().unwrap_or(Path::new(""));
+        let mut result = BenchResult::new(ENGINE, &plan, &meter, wall, dir, no_facts());
+        result.threads = plan.threads;
+        result.background_writes = writes;
+        result.network = Some(NetFacts {
+            concurrency: plan.threads,
+            ..facts.clone()
+        });
+        result.print(&meter, plan_args.histogram, None);
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// Whether a client can connect and fetch the shard map right now.
+pub fn probe(target: &Target) -> bool {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return false;
+    };
+    runtime.block_on(async {
+        let mut config = ClientConfig::new(vec![target.endpoint], target.security.clone());
+        config.connect_timeout = Duration::from_millis(500);
+        config.request_timeout = Duration::from_millis(500);
+        Client::connect(config).await.is_ok()
+    })
+}
+
+async fn connect(args: &NetArgs, target: &Target) -> Result<Client> {
+    let mut config = ClientConfig::new(vec![target.endpoint], target.security.clone());
+    config.request_timeout = REQUEST_TIMEOUT;
+    config.lanes_per_connection = args.lanes;
+    // Every worker of this connection may have its request in flight
+    // (`--concurrency` is at most 1024, within the protocol's 4096).
+    config.max_in_flight = args.concurrency;
+    Client::connect(config)
+        .await
+        .with_context(|| format!("connect to the node at {}", target.endpoint))
+}
+
+/// Write amplification and engine stats live in the node; `status --json`
+/// and /metrics show them.
+fn no_facts() -> EngineFacts {
+    EngineFacts {
+        write_amp: 0.0,
+        stats: serde_json::Value::Null,
+    }
+}
+
+/// Runs one benchmark: (merged meter, wall time, background writer's writes).
+async fn run_one(
+    clients: &[Client],
+    plan: &Plan,
+    values: &ValueGen,
+) -> Result<(Meter, Duration, Option<u64>)> {
+    let start = Instant::now();
+    let client = |w: usize| clients[w % clients.len()].clone();
+    let mut tasks = Vec::with_capacity(plan.threads);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writer = None;
+    match plan.bench() {
+        Benchmark::FillSeq | Benchmark::FillRandom | Benchmark::Overwrite | Benchmark::FillSync => {
+            for w in 0..plan.threads {
+                let work = write(client(w), plan.clone(), w, values.fork(w), None);
+                tasks.push(tokio::spawn(timed(work)));
+            }
+        }
+        Benchmark::ReadRandom | Benchmark::ReadMissing | Benchmark::ReadWhileWriting => {
+            let missing = plan.bench() == Benchmark::ReadMissing;
+            if plan.bench() == Benchmark::ReadWhileWriting {
+                let w = plan.threads;
+                let work = write(
+                    client(w),
+                    plan.clone(),
+                    w,
+                    values.fork(w),
+                    Some(stop.clone()),
+                );
+                writer = Some(tokio::spawn(work));
+            }
+            for w in 0..plan.threads {
+                tasks.push(tokio::spawn(timed(read(
+                    client(w),
+                    plan.clone(),
+                    w,
+                    missing,
+                ))));
+            }
+        }
+        Benchmark::SeekRandom => {
+            for w in 0..plan.threads {
+                tasks.push(tokio::spawn(timed(seek(client(w), plan.clone(), w))));
+            }
+        }
+        Benchmark::ReadSeq => {
+            for w in 0..plan.threads {
+                tasks.push(tokio::spawn(timed(scan(client(w), plan.clone(), w))));
+            }
+        }
+    }
+    let mut total = Meter::new();
+    let mut failure = None;
+    for task in tasks {
+        match task.await.context("join a client task")? {
+            Ok(meter) => total.merge(&meter),
+            Err(err) => failure = failure.or(Some(err)),
+        }
+    }
+    let wall = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let written = match writer {
+        Some(task) => Some(task.await.context("join the writer")??.ops),
+        None => None,
+    };
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    Ok((total, wall, written))
+}
+
+/// Adds the worker's running time to its meter (db_bench's per-thread seconds).
+async fn timed(worker: impl Future<Output = Result<Meter>>) -> Result<Meter> {
+    let start = Instant::now();
+    let mut meter = worker.await?;
+    meter.busy = start.elapsed();
+    Ok(meter)
+}
+
+/// Writes worker `w`'s share of the plan, or, with `stop`, writes until told
+/// to stop (readwhilewriting's writer).
+async fn write(
+    client: Client,
+    plan: Plan,
+    w: usize,
+    mut values: ValueGen,
+    stop: Option<Arc<AtomicBool>>,
+) -> Result<Meter> {
+    let mut keys = plan.worker_keys(w);
+    let mut left = if stop.is_some() {
+        u64::MAX
+    } else {
+        plan.worker_ops(w)
+    };
+    let mut meter = Meter::new();
+    let mut key = Vec::new();
+    while left > 0 && !stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+        let n = left.min(plan.batch_size as u64);
+        let t = Instant::now();
+        let mut bytes = 0;
+        if n == 1 {
+            plan.keys.write(keys.next_key(), &mut key);
+            let v = values.next(plan.value_size);
+            bytes += (key.len() + v.len()) as u64;
+            client.put(&key, v).await.context("node put")?;
+        } else {
+            let mut batch = Batch::new();
+            for _ in 0..n {
+                plan.keys.write(keys.next_key(), &mut key);
+                let v = values.next(plan.value_size);
+                bytes += (key.len() + v.len()) as u64;
+                batch.put(&key, v);
+            }
+            client
+                .batch(batch)
+                .await
+                .context("node batch (a batch must stay in one shard)")?;
+        }
+        meter.finish_op(t, n, bytes);
+        left -= n;
+    }
+    Ok(meter)
+}
+
+async fn read(client: Client, plan: Plan, w: usize, missing: bool) -> Result<Meter> {
+    let mut keys = plan.worker_keys(w);
+    let mut meter = Meter::new();
+    let mut key = Vec::new();
+    for _ in 0..plan.worker_ops(w) {
+        plan.keys.write_read_key(keys.next_key(), missing, &mut key);
+        let t = Instant::now();
+        let got = client.get(&key).await.context("node get")?;
+        let bytes = got.as_ref().map_or(0, |v| (key.len() + v.len()) as u64);
+        meter.found += u64::from(got.is_some());
+        meter.finish_op(t, 1, bytes);
+    }
+    Ok(meter)
+}
+
+/// Seeks to a random existing key and reads `seek_nexts` entries after it
+/// (one scan request of `seek_nexts + 1` entries).
+async fn seek(client: Client, plan: Plan, w: usize) -> Result<Meter> {
+    let mut keys = plan.worker_keys(w);
+    let mut meter = Meter::new();
+    let mut key = Vec::new();
+    for _ in 0..plan.worker_ops(w) {
+        plan.keys.write(keys.next_key(), &mut key);
+        let t = Instant::now();
+        let options = ScanOptions {
+            start: KeyBound::Included(key.clone()),
+            end: KeyBound::Unbounded,
+            limit: Some(plan.seek_nexts as u64 + 1),
+            reverse: false,
+        };
+        let mut scan = client.scan(options).context("node seek")?;
+        let mut bytes = 0;
+        if let Some(first) = scan.next().await.context("node seek")? {
+            meter.found += u64::from(first.key == key);
+            while let Some(e) = scan.next().await.context("node next")? {
+                bytes += (e.key.len() + e.value.len()) as u64;
+            }
+        }
+        meter.finish_op(t, 1, bytes);
+    }
+    Ok(meter)
+}
+
+/// Reads worker `w`'s share of entries from the start of the key space.
+async fn scan(client: Client, plan: Plan, w: usize) -> Result<Meter> {
+    let mut meter = Meter::new();
+    let options = ScanOptions::all().limit(plan.worker_ops(w).max(1));
+    let mut scan = client.scan(options).context("node scan")?;
+    for _ in 0..plan.worker_ops(w) {
+        let t = Instant::now();
+        match scan.next().await.context("node scan next")? {
+            Some(e) => meter.finish_op(t, 1, (e.key.len() + e.value.len()) as u64),
+            None => break,
+        }
+    }
+    Ok(meter)
+}
+
+/// The embedded series for `--compare-embedded`, tagged with `engine` so
+/// that the two variants stay apart in the report.
+pub fn run_embedded(args: &EngineArgs, engine: &'static str) -> Result<Vec<BenchResult>> {
+    if args.benchmarks.is_empty() {
+        bail!("no benchmarks");
+    }
+    let mut results = crate::ferris::run_series(args, None)?;
+    for r in &mut results {
+        r.engine = engine;
+    }
+    Ok(results)
+}

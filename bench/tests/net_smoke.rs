@@ -1,0 +1,187 @@
+//! Runs `ferrisdb-bench net --spawn-node --compare-embedded` end to end with
+//! a few hundred keys against a real `ferrisdb` node, so the network mode
+//! never rots.
+//!
+//! Finding the `ferrisdb` binary: `CARGO_BIN_EXE_<name>` exists only for
+//! the binaries of the crate under test, and a binary-only package cannot be
+//! a (dev-)dependency on stable cargo (artifact dependencies are unstable).
+//! So the test asks cargo itself: it runs `$CARGO build -p ferrisdb-node`
+//! with the profile and target directory of this test's own
+//! `ferrisdb-bench` (a no-op when the node is up to date; cargo holds no
+//! lock while tests run), then takes `ferrisdb` from the directory that
+//! holds `ferrisdb-bench`. `FERRISDB_BIN=/path/to/ferrisdb` skips the build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The `ferrisdb` binary of this workspace, built with this test's profile.
+fn ferrisdb_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FERRISDB_BIN") {
+        return PathBuf::from(path);
+    }
+    let bench = Path::new(env!("CARGO_BIN_EXE_ferrisdb-bench"));
+    let profile_dir = bench.parent().expect("the binary has a directory");
+    let target_dir = profile_dir.parent().expect("profile dir has a parent");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(name) => name,
+        None => panic!("unexpected binary path {}", bench.display()),
+    };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "ferrisdb-node",
+            "--bin",
+            "ferrisdb",
+        ])
+        .args(["--profile", profile])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .expect("run cargo build -p ferrisdb-node");
+    assert!(status.success(), "cargo build -p ferrisdb-node failed");
+    let node = profile_dir.join("ferrisdb");
+    assert!(node.is_file(), "{} was not built", node.display());
+    node
+}
+
+#[test]
+fn net_mode_against_a_spawned_node_reports_like_engine_mode() {
+    let node = ferrisdb_binary();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("ferrisdb");
+    let json = tmp.path().join("net.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrisdb-bench"))
+        .args([
+            "net",
+            &format!("--spawn-node={}", node.display()),
+            "--cores=2",
+            "--num=300",
+            "--benchmarks=fillrandom,readrandom,readmissing,seekrandom",
+            "--concurrency=8",
+            "--connections=2",
+            "--compare-embedded",
+            "--fsync_probe_secs=0.1",
+            "--node_settle_secs=5",
+            &format!("--db={}", db.display()),
+            &format!("--json={}", json.display()),
+        ])
+        .output()
+        .expect("run ferrisdb-bench net");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {}\n{stdout}\n{stderr}",
+        out.status
+    );
+
+    assert!(stdout.contains("=== ferrisdb-net (127.0.0.1:"), "{stdout}");
+    let found: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("readrandom   :"))
+        .collect();
+    // Network, embedded, embedded durable: every read finds its key.
+    assert_eq!(found.len(), 3, "{stdout}");
+    assert!(
+        found.iter().all(|l| l.ends_with("(300 of 300 found)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(0 of 300 found)"),
+        "readmissing finds nothing: {stdout}"
+    );
+    assert!(stdout.contains("Microseconds per write:\nCount: 300 Average: "));
+    assert!(
+        stdout.contains("concurrency 8 over 2 connection(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("network / embedded (sync false, threads 1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("network / embedded durable (sync true, threads 8)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("node: pid ") && l.contains("stopped")),
+        "{stdout}"
+    );
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
+            .expect("json parses");
+    let results = doc["results"].as_array().expect("results");
+    let engines: Vec<&str> = results
+        .iter()
+        .map(|r| r["engine"].as_str().expect("engine"))
+        .collect();
+    assert_eq!(engines.iter().filter(|e| **e == "ferrisdb-net").count(), 4);
+    assert_eq!(engines.iter().filter(|e| **e == "ferrisdb").count(), 4);
+    assert_eq!(engines.iter().filter(|e| **e == "ferrisdb-sync").count(), 4);
+    let net = &results[0];
+    assert_eq!(
+        (net["name"].as_str(), net["ops"].as_u64()),
+        (Some("fillrandom"), Some(300))
+    );
+    assert_eq!(net["network"]["concurrency"], 8);
+    assert_eq!(net["network"]["node_cores"], 2);
+    assert_eq!(net["network"]["durable_writes"], true);
+    for field in [
+        "ops_per_sec",
+        "p50_micros",
+        "p99_micros",
+        "p999_micros",
+        "max_micros",
+    ] {
+        assert!(
+            net[field].as_f64().is_some_and(|v| v > 0.0),
+            "{field} = {}",
+            net[field]
+        );
+    }
+    let comparisons = doc["comparisons"].as_array().expect("comparisons");
+    assert_eq!(comparisons.len(), 8);
+    assert!(
+        comparisons
+            .iter()
+            .all(|c| c["throughput_ratio"].as_f64().is_some_and(|r| r > 0.0))
+    );
+    assert_eq!(doc["config"]["concurrency"], 8);
+    assert_eq!(doc["device_probes"].as_array().map(Vec::len), Some(2));
+    assert!(stdout.contains("(before the network run)"), "{stdout}");
+    assert_eq!(doc["config"]["workload"]["num"], 300);
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("read tmp")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ferrisdb-node-") && !n.ends_with(".log"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the node's data directory is removed: {leftovers:?}"
+    );
+}
+
+#[test]
+fn net_mode_refuses_ambiguous_targets() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrisdb-bench"))
+        .args([
+            "net",
+            "--endpoint=127.0.0.1:9",
+            "--spawn-node",
+            "--benchmarks=fillrandom",
+        ])
+        .output()
+        .expect("run ferrisdb-bench");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exclude each other"));
+}

@@ -143,7 +143,20 @@ fn run_net(args: &NetArgs) -> Result<()> {
         Some(path) => {
             let binary = node_proc::locate_binary(path)?;
             let dir = probe_dir(&w.db).join(format!("ferrisdb-node-{}", std::process::id()));
-            Some(node_proc::NodeProcess::start(&binary, args.cores, &dir)?)
+            // One shard per core over the benchmark's key range: the node's
+            // default even split on the first two bytes would put every
+            // zero-padded decimal key in one shard (one core).
+            let keys = workload::KeyFormat::new(w.key_size, w.num);
+            let splits: Vec<String> = (1..args.cores as u64)
+                .map(|i| {
+                    let mut key = Vec::new();
+                    keys.write(i * w.num / args.cores as u64, &mut key);
+                    String::from_utf8(key).expect("decimal digits")
+                })
+                .collect();
+            Some(node_proc::NodeProcess::start(
+                &binary, args.cores, &dir, &splits,
+            )?)
         }
         None => None,
     };

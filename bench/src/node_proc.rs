@@ -51,7 +51,12 @@ impl NodeProcess {
     /// Starts `binary` with `cores` cores and a fresh data directory
     /// `data_dir` (removed first if it exists), and returns once it is
     /// listening.
-    pub fn start(binary: &Path, cores: usize, data_dir: &Path) -> Result<NodeProcess> {
+    pub fn start(
+        binary: &Path,
+        cores: usize,
+        data_dir: &Path,
+        split_keys: &[String],
+    ) -> Result<NodeProcess> {
         crate::remove_dir_if_exists(data_dir)?;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("create {}", data_dir.display()))?;
@@ -65,8 +70,12 @@ impl NodeProcess {
         let log_path = data_dir.with_extension("log");
         let log = File::create(&log_path)
             .with_context(|| format!("create node log {}", log_path.display()))?;
-        let child = Command::new(binary)
-            .arg("start")
+        let mut command = Command::new(binary);
+        command.arg("start");
+        if !split_keys.is_empty() {
+            command.arg("--split-keys").arg(split_keys.join(","));
+        }
+        let child = command
             .arg("--insecure")
             .arg("--data-dir")
             .arg(data_dir)

@@ -16,6 +16,8 @@ use std::rc::Rc;
 const LANE_QUEUE_FRAMES: usize = 1024;
 /// Bytes read from a stream at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes of queued response frames gathered into one stream write.
+const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 /// QUIC application error code sent when a lane is closed for a protocol error.
 pub const PROTOCOL_ERROR_CODE: u32 = 1;
 
@@ -112,8 +114,29 @@ async fn reply_stream_error(lane: &LaneTx, core: &Core, err: &ProtoError) {
 /// Writes queued frames to the stream, several at a time when they pile up,
 /// and finishes the stream once every sender is gone.
 async fn write_lane(mut send: SendStream, rx: LocalReceiver<Vec<u8>>, closed: Rc<Cell<bool>>) {
-    while let Some(frame) = rx.recv().await {
-        if send.write_all(&frame).await.is_err() {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        // Frames already queued go out in the same write (one pass through
+        // the connection's state instead of one per response).
+        let mut frame = first;
+        while batch.len() + frame.len() < WRITE_BATCH_BYTES_MAX {
+            match futures_lite::future::poll_once(rx.recv()).await {
+                Some(Some(next)) => {
+                    batch.extend_from_slice(&frame);
+                    frame = next;
+                }
+                _ => break,
+            }
+        }
+        let bytes = if batch.is_empty() {
+            &frame[..]
+        } else {
+            batch.extend_from_slice(&frame);
+            &batch[..]
+        };
+        let written = send.write_all(bytes).await;
+        batch.clear();
+        if written.is_err() {
             closed.set(true);
             // The client is gone; drain so senders do not block.
             while rx.recv().await.is_some() {}

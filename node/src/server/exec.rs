@@ -217,6 +217,9 @@ async fn scan(
                     if out.is_closed() {
                         return;
                     }
+                    // A scan served from memory never waits: let the other
+                    // requests on this core run between chunks.
+                    ferrisdb_io::executor::yield_if_needed().await;
                 }
             }
             Ok(None) => break,

@@ -85,7 +85,7 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
     writer.await;
 }
 
-/// Runs `frame` as its own task once the connection has room for it.
+/// Runs `frame` once the connection has room for it.
 async fn start_request(core: &Rc<Core>, frame: RequestFrame, tx: &Rc<LaneTx>, budget: &Rc<Budget>) {
     while budget.inflight.get() >= IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX {
         budget.freed.notified().await;
@@ -94,12 +94,20 @@ async fn start_request(core: &Rc<Core>, frame: RequestFrame, tx: &Rc<LaneTx>, bu
     let core = core.clone();
     let out = Out::new(Sink::Lane(tx.clone()));
     let budget = budget.clone();
-    ferrisdb_io::executor::spawn(async move {
+    let mut request = Box::pin(async move {
         core.handle(frame, out).await;
         budget.inflight.set(budget.inflight.get() - 1);
         budget.freed.notify_all();
-    })
-    .detach();
+    });
+    // A request that completes at once (a read served from memory) runs
+    // right here; only one that waits (the disk, a group commit, another
+    // core) becomes a task of its own, so the lane reads on meanwhile.
+    if futures_lite::future::poll_once(&mut request)
+        .await
+        .is_none()
+    {
+        ferrisdb_io::executor::spawn(request).detach();
+    }
 }
 
 /// An error that belongs to no request (a frame could not be read): sent

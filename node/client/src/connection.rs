@@ -2,14 +2,14 @@
 //! its limit of requests in flight.
 
 use crate::error::{Error, connection_error_retryable};
-use crate::lane::{Delivery, Lane, Registration};
+use crate::lane::{Deliveries, Lane, Registration};
 use bytes::Bytes;
 use ferrisdb_proto::{Frame, RequestFrame, ResponseFrame};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub(crate) struct CoreConnection {
     addr: SocketAddr,
@@ -100,8 +100,11 @@ impl CoreConnection {
             message: e.to_string(),
         })?;
         let lane = self.next_lane.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
-        let (registration, deliveries) =
-            self.lanes[lane].send(frame.id, Bytes::from(bytes)).await?;
+        // Only a scan is answered by more than one frame.
+        let streaming = matches!(frame.request, ferrisdb_proto::Request::Scan { .. });
+        let (registration, deliveries) = self.lanes[lane]
+            .send(frame.id, Bytes::from(bytes), streaming)
+            .await?;
         Ok(Responses {
             addr: self.addr,
             deliveries,
@@ -121,7 +124,7 @@ impl Drop for CoreConnection {
 /// forgets the request and frees its in-flight slot.
 pub(crate) struct Responses {
     addr: SocketAddr,
-    deliveries: mpsc::UnboundedReceiver<Delivery>,
+    deliveries: Deliveries,
     _registration: Registration,
     _permit: OwnedSemaphorePermit,
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, connection_error_retryable};
 
@@ -65,10 +65,46 @@ impl LaneFailure {
     }
 }
 
+/// Where the responses of one request go: a one-shot slot for requests
+/// answered by one frame (most of them; no per-request channel buffer to
+/// allocate), a channel for scans, which are answered by several.
+pub(crate) enum Waiter {
+    Once(oneshot::Sender<Delivery>),
+    Stream(mpsc::UnboundedSender<Delivery>),
+}
+
+/// The receiving side of a [`Waiter`].
+pub(crate) enum Deliveries {
+    Once(Option<oneshot::Receiver<Delivery>>),
+    Stream(mpsc::UnboundedReceiver<Delivery>),
+}
+
+impl Waiter {
+    fn deliver(self, delivery: Delivery) {
+        match self {
+            Waiter::Once(tx) => drop(tx.send(delivery)),
+            Waiter::Stream(tx) => drop(tx.send(delivery)),
+        }
+    }
+}
+
+impl Deliveries {
+    /// The next response; `None` once no more can come.
+    pub(crate) async fn recv(&mut self) -> Option<Delivery> {
+        match self {
+            Deliveries::Once(slot) => match slot.take() {
+                Some(rx) => rx.await.ok(),
+                None => None,
+            },
+            Deliveries::Stream(rx) => rx.recv().await,
+        }
+    }
+}
+
 /// Waiters of one lane, by request id.
 #[derive(Default)]
 struct Waiters {
-    by_id: HashMap<u64, mpsc::UnboundedSender<Delivery>>,
+    by_id: HashMap<u64, Waiter>,
     /// Set once the lane failed; no waiter is registered after that.
     failed: Option<LaneFailure>,
 }
@@ -106,8 +142,15 @@ impl Lane {
         &self,
         id: u64,
         frame: Bytes,
-    ) -> Result<(Registration, mpsc::UnboundedReceiver<Delivery>), Error> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        streaming: bool,
+    ) -> Result<(Registration, Deliveries), Error> {
+        let (tx, rx) = if streaming {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Waiter::Stream(tx), Deliveries::Stream(rx))
+        } else {
+            let (tx, rx) = oneshot::channel();
+            (Waiter::Once(tx), Deliveries::Once(Some(rx)))
+        };
         {
             let mut waiters = self.waiters.lock().expect("waiter lock poisoned");
             if let Some(failure) = &waiters.failed {
@@ -155,7 +198,7 @@ fn fail(waiters: &Mutex<Waiters>, dead: &AtomicBool, failure: LaneFailure) {
     let mut waiters = waiters.lock().expect("waiter lock poisoned");
     let failure = waiters.failed.get_or_insert(failure).clone();
     for (_, waiter) in waiters.by_id.drain() {
-        let _ = waiter.send(Err(failure.clone()));
+        waiter.deliver(Err(failure.clone()));
     }
 }
 
@@ -252,15 +295,12 @@ fn deliver(waiters: &Mutex<Waiters>, frame: ResponseFrame) {
     let mut waiters = waiters.lock().expect("waiter lock poisoned");
     // A scan's chunks before the last keep the waiter registered.
     let more = matches!(frame.response, Response::ScanChunk { done: false, .. });
-    let waiter = if more {
-        waiters.by_id.get(&frame.id).cloned()
-    } else {
-        waiters.by_id.remove(&frame.id)
-    };
-    match waiter {
-        Some(waiter) => {
-            let _ = waiter.send(Ok(frame));
-        }
+    if more && let Some(Waiter::Stream(tx)) = waiters.by_id.get(&frame.id) {
+        let _ = tx.send(Ok(frame));
+        return;
+    }
+    match waiters.by_id.remove(&frame.id) {
+        Some(waiter) => waiter.deliver(Ok(frame)),
         // The caller gave up (deadline) and forgot the request.
         None => tracing::debug!(id = frame.id, "response to a forgotten request dropped"),
     }

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 /// The unconnected ends of one core: built on the starting thread, moved to
 /// the core, connected there.
 pub struct MeshPorts<T: Send + 'static> {
-    core: usize,
     /// `senders[j]`: to core j (`None` for this core itself).
     senders: Vec<Option<SharedSender<T>>>,
     /// `(i, receiver)`: from core i.
@@ -28,8 +27,7 @@ pub fn full_mesh<T: Send + 'static>(
     capacity: usize,
 ) -> Arc<Mutex<Vec<Option<MeshPorts<T>>>>> {
     let mut ports: Vec<MeshPorts<T>> = (0..cores)
-        .map(|core| MeshPorts {
-            core,
+        .map(|_| MeshPorts {
             senders: (0..cores).map(|_| None).collect(),
             receivers: Vec::new(),
         })
@@ -48,7 +46,6 @@ pub fn full_mesh<T: Send + 'static>(
 
 /// This core's connected senders, addressed by core index.
 pub struct MeshSenders<T: Send + 'static> {
-    core: usize,
     senders: Vec<Option<ConnectedSender<T>>>,
 }
 
@@ -82,7 +79,6 @@ impl<T: Send + 'static> MeshPorts<T> {
         }
         (
             MeshSenders {
-                core: self.core,
                 senders: connected_senders,
             },
             connected_receivers,
@@ -91,10 +87,6 @@ impl<T: Send + 'static> MeshPorts<T> {
 }
 
 impl<T: Send + 'static> MeshSenders<T> {
-    pub fn core(&self) -> usize {
-        self.core
-    }
-
     /// Sends `msg` to core `to`, waiting while its channel is full. Gives the
     /// message back if that core has gone away.
     ///

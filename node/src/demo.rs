@@ -134,23 +134,18 @@ fn print_durability(admin: SocketAddr) {
     let Ok(text) = http_get(admin, "/metrics") else {
         return;
     };
-    let sum = |prefix: &str| -> f64 {
+    // Summed over every core's series of `metric` whose labels include `label`.
+    let sum = |metric: &str, label: &str| -> f64 {
         text.lines()
-            .filter(|l| l.starts_with(prefix))
+            .filter(|l| l.starts_with(metric) && l.contains(label))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    let steps = sum("ferrisdb_fsync_duration_seconds_count");
-    let seconds = sum("ferrisdb_fsync_duration_seconds_sum");
+    let steps = sum("ferrisdb_fsync_duration_seconds_count{", "");
+    let seconds = sum("ferrisdb_fsync_duration_seconds_sum{", "");
     let writes: f64 = ["put", "batch", "delete", "delete_range"]
         .iter()
-        .map(|op| {
-            sum(&format!(
-                "ferrisdb_requests_total{{core=\"0\",op=\"{op}\"}}"
-            )) + sum(&format!(
-                "ferrisdb_requests_total{{core=\"1\",op=\"{op}\"}}"
-            ))
-        })
+        .map(|op| sum("ferrisdb_requests_total{", &format!("op=\"{op}\"")))
         .sum();
     if steps > 0.0 {
         println!(

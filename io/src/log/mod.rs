@@ -561,9 +561,7 @@ impl<D: Disk> Log<D> {
                 return;
             }
             inner.spare_preparing = true;
-            let tmp = inner
-                .dir
-                .join(format!("{}-spare.log.tmp", inner.opts.prefix));
+            let tmp = Self::spare_path(&inner.dir, &inner.opts);
             (inner.disk.clone(), tmp, inner.opts.clone())
         };
         let me = self.me.clone();

@@ -20,15 +20,8 @@ use std::time::Duration;
 
 /// What crosses between cores: a misrouted request, and its replies.
 pub enum MeshMsg {
-    Forward {
-        tag: u64,
-        from: usize,
-        frame: RequestFrame,
-    },
-    Reply {
-        tag: u64,
-        frame: ResponseFrame,
-    },
+    Forward { tag: u64, frame: RequestFrame },
+    Reply { tag: u64, frame: ResponseFrame },
 }
 
 /// Where a request's responses go.
@@ -272,7 +265,7 @@ impl Core {
         match &frame.request {
             Request::ShardMap => return out.emit(self, id, Response::ShardMap(map.clone())).await,
             Request::Status => {
-                let status = (self.node.status_json)().to_string();
+                let status = self.node.status().to_string();
                 return out.emit(self, id, Response::Status(status)).await;
             }
             Request::DeleteRange { start, end } => {
@@ -336,14 +329,7 @@ impl Core {
         let (tx, rx) = ferrisdb_io::mesh::new_unbounded();
         self.pending.borrow_mut().insert(tag, Rc::new(tx));
         if mesh
-            .send_to(
-                to,
-                MeshMsg::Forward {
-                    tag,
-                    from: self.index,
-                    frame,
-                },
-            )
+            .send_to(to, MeshMsg::Forward { tag, frame })
             .await
             .is_err()
         {
@@ -370,18 +356,13 @@ impl Core {
     pub async fn serve_mesh(self: Rc<Self>, from: usize, rx: MeshReceiver<MeshMsg>) {
         while let Some(msg) = rx.recv().await {
             match msg {
-                MeshMsg::Forward {
-                    tag,
-                    from: origin,
-                    frame,
-                } => {
-                    debug_assert_eq!(origin, from);
+                MeshMsg::Forward { tag, frame } => {
                     let core = self.clone();
                     ferrisdb_io::executor::spawn(async move {
                         let Some(shard) = core.owner(&frame.request).cloned() else {
                             return;
                         };
-                        let out = Out::new(Sink::Mesh { core: origin, tag });
+                        let out = Out::new(Sink::Mesh { core: from, tag });
                         exec::execute(&core, &shard, frame.request, &out, frame.id).await;
                     })
                     .detach();
@@ -408,18 +389,10 @@ impl Core {
         let map = &self.node.map;
         let mut version = 0;
         for shard in map.shards.iter() {
-            let below_end = shard.start < end;
-            let above_start = shard.end.as_ref().is_none_or(|e| *e > start);
-            if !(below_end && above_start) {
+            let (sub_start, sub_end) = exec::clamp_range(shard, start.clone(), end.clone());
+            if sub_start >= sub_end {
                 continue;
             }
-            let (sub_start, sub_end) = (
-                start.clone().max(shard.start.clone()),
-                match &shard.end {
-                    Some(e) if *e < end => e.clone(),
-                    _ => end.clone(),
-                },
-            );
             let frame = RequestFrame {
                 id,
                 shard_map_version: map.version,

@@ -63,13 +63,14 @@ pub async fn execute(core: &Core, shard: &ShardInfo, request: Request, out: &Out
             Ok(value) => Response::Value(value),
             Err(err) => storage_error(&err),
         },
-        Request::Put { key, value } => write(&engine, &[WriteOp::Put { key, value }]).await,
-        Request::Delete { key } => write(&engine, &[WriteOp::Delete { key }]).await,
+        Request::Put { key, value } => write(&engine, vec![WriteOp::Put { key, value }]).await,
+        Request::Delete { key } => write(&engine, vec![WriteOp::Delete { key }]).await,
+        // `Core::route` hands over only ranges inside the shard (it splits
+        // the others with `clamp_range`).
         Request::DeleteRange { start, end } => {
-            let (start, end) = clamp_range(shard, start, end);
-            write(&engine, &[WriteOp::DeleteRange { start, end }]).await
+            write(&engine, vec![WriteOp::DeleteRange { start, end }]).await
         }
-        Request::Batch { ops } => write(&engine, &ops).await,
+        Request::Batch { ops } => write(&engine, ops).await,
         Request::Scan {
             start,
             end,
@@ -97,8 +98,8 @@ pub async fn execute(core: &Core, shard: &ShardInfo, request: Request, out: &Out
     out.emit(core, id, response).await;
 }
 
-/// The part of `[start, end)` inside the shard.
-fn clamp_range(shard: &ShardInfo, start: Vec<u8>, end: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+/// The part of `[start, end)` inside the shard (empty when `start >= end`).
+pub(super) fn clamp_range(shard: &ShardInfo, start: Vec<u8>, end: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
     let start = start.max(shard.start.clone());
     let end = match &shard.end {
         Some(shard_end) if *shard_end < end => shard_end.clone(),
@@ -107,13 +108,15 @@ fn clamp_range(shard: &ShardInfo, start: Vec<u8>, end: Vec<u8>) -> (Vec<u8>, Vec
     (start, end)
 }
 
-async fn write(engine: &Engine<RealDisk>, ops: &[WriteOp]) -> Response {
+/// One engine batch of `ops`, durable before it is acknowledged. Keys and
+/// values move from the decoded request into the batch without a copy.
+async fn write(engine: &Engine<RealDisk>, ops: Vec<WriteOp>) -> Response {
     let mut batch = WriteBatch::new();
     for op in ops {
         match op {
-            WriteOp::Put { key, value } => batch.put(key.clone(), value.clone()),
-            WriteOp::Delete { key } => batch.delete(key.clone()),
-            WriteOp::DeleteRange { start, end } => batch.delete_range(start.clone(), end.clone()),
+            WriteOp::Put { key, value } => batch.put(key, value),
+            WriteOp::Delete { key } => batch.delete(key),
+            WriteOp::DeleteRange { start, end } => batch.delete_range(start, end),
         };
     }
     let opts = WriteOptions {

@@ -3,6 +3,7 @@
 //! later starts keep the shard count and ranges and only re-spread the
 //! shards over the cores they are given.
 
+use crate::escape::{escape_all, unescape};
 use anyhow::{Context, bail};
 use ferrisdb_proto::{ShardInfo, ShardMap};
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,9 @@ pub const SHARDS_MAX: u32 = 1024;
 #[serde(deny_unknown_fields)]
 struct LayoutFile {
     format: u32,
-    /// Start keys (hex) of shards 1..n; shard 0 starts at the empty key.
+    /// Start keys of shards 1..n, escaped as `ferrisdb shell` prints keys
+    /// (`\xHH` for bytes that are not printable ASCII); shard 0 starts at
+    /// the empty key.
     boundaries: Vec<String>,
     /// Bumped whenever the shard-to-core assignment changes.
     map_version: u64,
@@ -70,7 +73,7 @@ pub fn open_or_create(
                 file.format
             );
         }
-        let asked: Vec<String> = split_keys.iter().map(|k| hex(k)).collect();
+        let asked: Vec<String> = split_keys.iter().map(|k| escape_all(k)).collect();
         if !split_keys.is_empty() && asked != file.boundaries {
             tracing::warn!(
                 "split_keys ignored: the shard layout was fixed when the data directory was created"
@@ -83,9 +86,12 @@ pub fn open_or_create(
             if count == 0 || count > SHARDS_MAX {
                 bail!("{count} shards requested; a node holds 1..={SHARDS_MAX}");
             }
-            initial_boundaries(count).iter().map(|b| hex(b)).collect()
+            initial_boundaries(count)
+                .iter()
+                .map(|b| escape_all(b))
+                .collect()
         } else {
-            split_keys.iter().map(|k| hex(k)).collect()
+            split_keys.iter().map(|k| escape_all(k)).collect()
         };
         LayoutFile {
             format: LAYOUT_FORMAT,
@@ -105,7 +111,7 @@ pub fn open_or_create(
 fn build_map(file: &LayoutFile, base_port: u16) -> anyhow::Result<ShardMap> {
     let mut starts = vec![Vec::new()];
     for b in &file.boundaries {
-        starts.push(unhex(b).with_context(|| format!("bad boundary {b:?}"))?);
+        starts.push(unescape(b).map_err(|e| anyhow::anyhow!("bad boundary: {e}"))?);
     }
     let count = starts.len() as u32;
     let cores = file.cores;
@@ -144,20 +150,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             .with_context(|| format!("sync {}", dir.display()))?;
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -39,10 +39,11 @@ pub struct NodeShared {
     pub config: NodeConfig,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub map: ShardMap,
-    pub stop: AtomicBool,
+    /// Set by SIGTERM/SIGINT (or the caller of [`run`]), or by a core that
+    /// failed; every core polls it.
+    pub stop: Arc<AtomicBool>,
     /// Each core's latest status, published every tick.
     pub core_status: Vec<Mutex<serde_json::Value>>,
-    pub status_json: Box<dyn Fn() -> serde_json::Value + Send + Sync>,
 }
 
 /// Runs a node until SIGTERM/SIGINT.
@@ -95,19 +96,12 @@ pub fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let core_status: Vec<_> = (0..cores)
         .map(|_| Mutex::new(serde_json::Value::Null))
         .collect();
-    let node = Arc::new_cyclic(|weak: &std::sync::Weak<NodeShared>| {
-        let weak = weak.clone();
-        NodeShared {
-            config: config.clone(),
-            metrics: crate::metrics::Metrics::new(cores),
-            map,
-            stop: AtomicBool::new(false),
-            core_status,
-            status_json: Box::new(move || {
-                weak.upgrade()
-                    .map_or(serde_json::Value::Null, |n| n.status())
-            }),
-        }
+    let node = Arc::new(NodeShared {
+        config: config.clone(),
+        metrics: crate::metrics::Metrics::new(cores),
+        map,
+        stop,
+        core_status,
     });
     let status_fn: crate::admin::StatusFn = {
         let node = Arc::downgrade(&node);
@@ -121,10 +115,9 @@ pub fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let stop_watch = {
         let node = node.clone();
         std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) && !node.stop.load(Ordering::SeqCst) {
+            while !node.stop.load(Ordering::SeqCst) {
                 std::thread::sleep(TICK);
             }
-            node.stop.store(true, Ordering::SeqCst);
             // Load balancers see 503 on /healthz while the cores drain.
             admin.begin_shutdown();
             admin
@@ -205,8 +198,8 @@ async fn run_core(
     };
     let mut busy = BusyMeter::new();
     while !node.stop.load(Ordering::SeqCst) {
-        *node.core_status[index].lock().expect("status lock") = core_status(&core);
-        publish_gauges(&core, &endpoint, busy.ratio());
+        let status = publish(&core, &endpoint, busy.ratio());
+        *node.core_status[index].lock().expect("status lock") = status;
         ferrisdb_io::executor::sleep(TICK).await;
     }
     tracing::info!(
@@ -252,14 +245,25 @@ impl BusyMeter {
     }
 }
 
-fn publish_gauges(core: &Core, endpoint: &Endpoint, busy_ratio: f64) {
+/// Publishes the core's gauges and returns its status document, reading
+/// each engine's statistics once.
+fn publish(core: &Core, endpoint: &Endpoint, busy_ratio: f64) -> serde_json::Value {
     let (mut memtable, mut l0, mut compaction_bytes, mut compacting) = (0u64, 0u64, 0u64, 0u64);
-    for (_, engine) in core.engines() {
-        compacting += u64::from(engine.compaction_running());
+    let mut shards = Vec::new();
+    for (id, engine) in core.engines() {
         let stats = engine.stats();
+        compacting += u64::from(engine.compaction_running());
         memtable += stats.memtable_bytes;
         l0 += stats.files_per_level.first().copied().unwrap_or(0) as u64;
         compaction_bytes += stats.compaction_write_bytes;
+        shards.push(serde_json::json!({
+            "id": id,
+            "sst_bytes": stats.sst_bytes,
+            "sst_files": stats.sst_files,
+            "memtable_bytes": stats.memtable_bytes,
+            "files_per_level": stats.files_per_level,
+            "poisoned": engine.poisoned(),
+        }));
     }
     let metrics = core.metrics();
     metrics.set_memtable_bytes(memtable);
@@ -269,24 +273,6 @@ fn publish_gauges(core: &Core, endpoint: &Endpoint, busy_ratio: f64) {
     metrics.set_live_requests(core.inflight() as u64);
     metrics.set_open_connections(endpoint.connection_count() as u64);
     metrics.set_reactor_busy_ratio(busy_ratio);
-}
-
-fn core_status(core: &Core) -> serde_json::Value {
-    let shards: Vec<_> = core
-        .engines()
-        .into_iter()
-        .map(|(id, engine)| {
-            let stats = engine.stats();
-            serde_json::json!({
-                "id": id,
-                "sst_bytes": stats.sst_bytes,
-                "sst_files": stats.sst_files,
-                "memtable_bytes": stats.memtable_bytes,
-                "files_per_level": stats.files_per_level,
-                "poisoned": engine.poisoned(),
-            })
-        })
-        .collect();
     serde_json::json!({ "core": core.index(), "inflight": core.inflight(), "shards": shards })
 }
 

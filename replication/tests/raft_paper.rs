@@ -360,25 +360,19 @@ fn entries_of_earlier_terms_are_not_committed_by_counting_replicas() {
     c.flush();
     c.queue.clear();
     // Node 2 acknowledges index 2 (term 2) but not the no-op at 3.
-    let ack = Body::AppendResponse {
+    let ack = |index| Body::AppendResponse {
         success: true,
-        index: LogIndex(2),
+        index: LogIndex(index),
         hint_index: LogIndex(0),
         hint_term: Term(0),
     };
-    c.node(1).step(msg(2, 1, 4, ack)).expect("ok");
+    c.node(1).step(msg(2, 1, 4, ack(2))).expect("ok");
     assert_eq!(
         c.node(1).log().committed(),
         LogIndex(0),
         "index 2 is of term 2: not committed"
     );
-    let ack = Body::AppendResponse {
-        success: true,
-        index: LogIndex(3),
-        hint_index: LogIndex(0),
-        hint_term: Term(0),
-    };
-    c.node(1).step(msg(2, 1, 4, ack)).expect("ok");
+    c.node(1).step(msg(2, 1, 4, ack(3))).expect("ok");
     assert_eq!(
         c.node(1).log().committed(),
         LogIndex(3),

@@ -19,7 +19,7 @@ use crate::raft::Restored;
 use crate::types::{Entry, GroupId, HardState, LogIndex, NodeId, Term};
 use ferrisdb_io::Disk;
 use ferrisdb_io::log::{Log, LogOptions, Lsn};
-use record::{DecodeError, Record};
+use record::{DecodeError, READY_FIXED_BYTES, Record, ready_entry_bytes};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -57,11 +57,24 @@ pub struct CoreLogOptions {
 }
 
 impl Default for CoreLogOptions {
+    /// The settings of `ferrisdb_io::log`'s defaults.
     fn default() -> Self {
+        let log = LogOptions::default();
         CoreLogOptions {
-            segment_bytes_max: 64 << 20,
-            chunk_bytes_max: 4 << 20,
-            preallocate: true,
+            segment_bytes_max: log.segment_bytes_max,
+            chunk_bytes_max: log.chunk_bytes_max,
+            preallocate: log.preallocate,
+        }
+    }
+}
+
+impl CoreLogOptions {
+    fn log_options(&self, prefix: &str) -> LogOptions {
+        LogOptions {
+            prefix: prefix.into(),
+            segment_bytes_max: self.segment_bytes_max,
+            chunk_bytes_max: self.chunk_bytes_max,
+            preallocate: self.preallocate,
         }
     }
 }
@@ -165,13 +178,13 @@ impl Replayed {
                     s.commit = s.commit.max(c);
                 }
             }
-            Record::Compacted { index, term, .. } => {
+            Record::Compacted { group, index, term } => {
                 self.fresh = false;
                 if self.provisional {
                     if index < self.state.compacted.0 {
                         return Err(CoreLogError::Gap {
                             lsn,
-                            group: GroupId(0),
+                            group,
                             first: self.state.compacted.0.next(),
                             last: index,
                         });
@@ -202,6 +215,21 @@ impl Replayed {
     }
 }
 
+/// How many of `entries` (at least one, if any) fit `room` bytes of a
+/// Ready record.
+fn entries_fitting(entries: &[Entry], room: usize) -> usize {
+    let mut bytes = 0;
+    let mut n = 0;
+    for e in entries {
+        bytes += ready_entry_bytes(e);
+        if n > 0 && bytes > room {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 fn group_of(r: &Record) -> GroupId {
     match r {
         Record::Ready { group, .. }
@@ -218,22 +246,17 @@ impl<D: Disk> CoreLog<D> {
         opts: CoreLogOptions,
     ) -> Result<(Rc<Self>, BTreeMap<GroupId, Restored>), CoreLogError> {
         let mut replayed: BTreeMap<GroupId, Replayed> = BTreeMap::new();
-        let log_opts = |prefix: &str| LogOptions {
-            prefix: prefix.into(),
-            segment_bytes_max: opts.segment_bytes_max,
-            chunk_bytes_max: opts.chunk_bytes_max,
-            preallocate: opts.preallocate,
-        };
-        let entries = Self::open_one(
+        let entries_opts = opts.log_options(ENTRIES_PREFIX);
+        let record_bytes_max = entries_opts.record_bytes_max();
+        let entries = Self::open_one(&disk, dir, entries_opts, "entries", &mut replayed).await?;
+        let votes = Self::open_one(
             &disk,
             dir,
-            log_opts(ENTRIES_PREFIX),
-            "entries",
+            opts.log_options(VOTES_PREFIX),
+            "vote",
             &mut replayed,
         )
         .await?;
-        let votes =
-            Self::open_one(&disk, dir, log_opts(VOTES_PREFIX), "vote", &mut replayed).await?;
         let mut groups = BTreeMap::new();
         let mut restored = BTreeMap::new();
         for (group, r) in replayed {
@@ -262,7 +285,7 @@ impl<D: Disk> CoreLog<D> {
             groups.insert(group, s);
         }
         let log = CoreLog {
-            record_bytes_max: log_opts(ENTRIES_PREFIX).record_bytes_max(),
+            record_bytes_max,
             entries,
             votes,
             groups: RefCell::new(groups),
@@ -321,17 +344,10 @@ impl<D: Disk> CoreLog<D> {
         let commit = hard_state.map(|hs| hs.commit).filter(|&c| c > g.commit);
         if !entries.is_empty() || commit.is_some() {
             // Split so every record fits a chunk; the commit rides on the last.
-            let room = self.record_bytes_max - 64;
+            let room = self.record_bytes_max - READY_FIXED_BYTES;
             let mut start = 0;
             loop {
-                let mut bytes = 0;
-                let mut end = start;
-                while end < entries.len()
-                    && (end == start || bytes + entries[end].size_bytes() <= room)
-                {
-                    bytes += entries[end].size_bytes();
-                    end += 1;
-                }
+                let end = start + entries_fitting(&entries[start..], room);
                 let last = end == entries.len();
                 let record = Record::Ready {
                     group,

@@ -34,6 +34,8 @@ const KIND_VOTE: u8 = 2;
 const KIND_COMPACTED: u8 = 3;
 const FLAG_COMMIT: u8 = 1;
 const READY_HEADER_BYTES: usize = 24;
+/// Bytes of a Ready record besides its entries: the header and a commit.
+pub const READY_FIXED_BYTES: usize = READY_HEADER_BYTES + 8;
 const FIXED_BYTES: usize = 32;
 const ENTRY_HEADER_BYTES: usize = 12;
 
@@ -65,6 +67,11 @@ pub struct DecodeError {
     pub why: &'static str,
 }
 
+/// Bytes `e` takes in a Ready record.
+pub fn ready_entry_bytes(e: &Entry) -> usize {
+    ENTRY_HEADER_BYTES + e.data.len()
+}
+
 impl Record {
     pub fn encode(&self) -> Vec<u8> {
         match self {
@@ -73,11 +80,8 @@ impl Record {
                 entries,
                 commit,
             } => {
-                let body: usize = entries
-                    .iter()
-                    .map(|e| ENTRY_HEADER_BYTES + e.data.len())
-                    .sum();
-                let mut b = Vec::with_capacity(READY_HEADER_BYTES + 8 + body);
+                let body: usize = entries.iter().map(ready_entry_bytes).sum();
+                let mut b = Vec::with_capacity(READY_FIXED_BYTES + body);
                 b.push(KIND_READY);
                 b.push(if commit.is_some() { FLAG_COMMIT } else { 0 });
                 b.extend_from_slice(&[0, 0]);

@@ -3,7 +3,7 @@
 
 use super::message::Body;
 use super::progress::Progress;
-use super::{Raft, Role};
+use super::{PlantedBug, Raft, Role};
 use crate::types::{Entry, NodeId, Term};
 
 impl Raft {
@@ -206,8 +206,8 @@ impl Raft {
             || (self.vote.is_none() && self.leader.is_none())
             || (pre && msg_term > self.term);
         // §5.4.1: only for a candidate whose log is at least as up-to-date.
-        let up_to_date =
-            self.log.is_up_to_date(last_index, last_term) || self.bug_vote_without_log_check();
+        let up_to_date = self.log.is_up_to_date(last_index, last_term)
+            || self.planted(PlantedBug::VoteWithoutLogCheck);
         let granted = can_vote && up_to_date;
         if pre {
             let term = if granted { msg_term } else { self.term };

@@ -87,10 +87,7 @@ impl RaftLog {
         if index == self.before_index {
             return Some(self.before_term);
         }
-        if index < self.before_index || index > self.last_index() {
-            return None;
-        }
-        Some(self.entries[(index.0 - self.before_index.0 - 1) as usize].term)
+        self.entry(index).map(|e| e.term)
     }
 
     pub fn entry(&self, index: LogIndex) -> Option<&Entry> {

@@ -51,9 +51,8 @@ pub enum Role {
     Leader,
 }
 
-/// Protocol bugs the simulator must be able to catch; compiled only with the
-/// `planted-bugs` feature (tests).
-#[cfg(feature = "planted-bugs")]
+/// Protocol bugs the simulator must be able to catch; only the
+/// `planted-bugs` feature (tests) lets [`Config`] plant one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlantedBug {
     /// Grant votes without the §5.4.1 up-to-date check.
@@ -480,11 +479,7 @@ impl Raft {
             || !o.snapshot_needed.is_empty()
             || self.hard_state() != self.emitted
             || self.log.applied() < self.log.committed()
-            || self.log.last_index() >= self.unstable_from()
-    }
-
-    fn unstable_from(&self) -> LogIndex {
-        self.log.unstable_from()
+            || self.log.last_index() >= self.log.unstable_from()
     }
 
     /// Takes the outputs accumulated since the last call.
@@ -554,33 +549,14 @@ impl Raft {
         }
     }
 
+    /// Whether `bug` is planted (always false without the feature).
     #[cfg(feature = "planted-bugs")]
-    fn bug_vote_without_log_check(&self) -> bool {
-        self.cfg.planted_bug == Some(PlantedBug::VoteWithoutLogCheck)
+    fn planted(&self, bug: PlantedBug) -> bool {
+        self.cfg.planted_bug == Some(bug)
     }
 
     #[cfg(not(feature = "planted-bugs"))]
-    fn bug_vote_without_log_check(&self) -> bool {
-        false
-    }
-
-    #[cfg(feature = "planted-bugs")]
-    fn bug_follower_reads_locally(&self) -> bool {
-        self.cfg.planted_bug == Some(PlantedBug::FollowerReadsLocally)
-    }
-
-    #[cfg(not(feature = "planted-bugs"))]
-    fn bug_follower_reads_locally(&self) -> bool {
-        false
-    }
-
-    #[cfg(feature = "planted-bugs")]
-    fn bug_commit_previous_term(&self) -> bool {
-        self.cfg.planted_bug == Some(PlantedBug::CommitPreviousTermByCount)
-    }
-
-    #[cfg(not(feature = "planted-bugs"))]
-    fn bug_commit_previous_term(&self) -> bool {
+    fn planted(&self, _bug: PlantedBug) -> bool {
         false
     }
 }

@@ -83,17 +83,17 @@ impl Progress {
     }
 
     pub fn become_probe(&mut self) {
-        self.snapshot = None;
-        self.state = ProgressState::Probe;
-        self.next_index = self.match_index.next();
-        self.probe_sent = false;
-        self.inflight.clear();
-        self.inflight_bytes = 0;
+        self.resume_from_match(ProgressState::Probe);
     }
 
     pub fn become_replicate(&mut self) {
+        self.resume_from_match(ProgressState::Replicate);
+    }
+
+    /// Enters `state` with nothing in flight, sending from after the match.
+    fn resume_from_match(&mut self, state: ProgressState) {
         self.snapshot = None;
-        self.state = ProgressState::Replicate;
+        self.state = state;
         self.next_index = self.match_index.next();
         self.probe_sent = false;
         self.inflight.clear();

@@ -4,7 +4,7 @@
 //! leases (skip the round while a quorum acknowledged a heartbeat sent less
 //! than `election_ticks - drift_ticks` ago).
 
-use super::{READS_PENDING_MAX, Raft, RaftError, Role};
+use super::{PlantedBug, READS_PENDING_MAX, Raft, RaftError, Role};
 use crate::types::{LogIndex, NodeId};
 use std::collections::{BTreeSet, VecDeque};
 
@@ -52,7 +52,7 @@ impl Raft {
     /// [`ReadState`] with this `ctx` in a later `Ready`, or in
     /// `failed_reads` if leadership is lost first.
     pub fn read_index(&mut self, ctx: u64) -> Result<(), RaftError> {
-        if self.role != Role::Leader && self.bug_follower_reads_locally() {
+        if self.role != Role::Leader && self.planted(PlantedBug::FollowerReadsLocally) {
             let index = self.log.committed();
             self.out.read_states.push(ReadState { ctx, index });
             return Ok(());

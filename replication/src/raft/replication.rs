@@ -4,7 +4,7 @@
 
 use super::message::{Body, Message};
 use super::progress::ProgressState;
-use super::{Raft, Role};
+use super::{PlantedBug, Raft, Role};
 use crate::types::{LogIndex, NodeId, Term};
 
 impl Raft {
@@ -126,24 +126,26 @@ impl Raft {
     }
 
     fn step_follower(&mut self, m: Message) {
+        if matches!(
+            m.body,
+            Body::Append { .. } | Body::Heartbeat { .. } | Body::Snapshot { .. }
+        ) {
+            // Word from the leader of this term.
+            self.election_elapsed = 0;
+            self.leader = Some(m.from);
+        }
         match m.body {
             Body::Append {
                 prev_index,
                 prev_term,
                 entries,
                 commit,
-            } => {
-                self.election_elapsed = 0;
-                self.leader = Some(m.from);
-                self.handle_append(m.from, prev_index, prev_term, &entries, commit);
-            }
+            } => self.handle_append(m.from, prev_index, prev_term, &entries, commit),
             Body::Heartbeat {
                 commit,
                 read_ctx,
                 sent_tick,
             } => {
-                self.election_elapsed = 0;
-                self.leader = Some(m.from);
                 // The leader sends min(commit, our match), so our log matches
                 // the leader's up to it.
                 self.log.commit_to(commit.min(self.log.last_index()));
@@ -159,11 +161,7 @@ impl Raft {
                 offset,
                 data,
                 done,
-            } => {
-                self.election_elapsed = 0;
-                self.leader = Some(m.from);
-                self.handle_snapshot_chunk(m.from, index, snapshot_term, offset, &data, done);
-            }
+            } => self.handle_snapshot_chunk(m.from, index, snapshot_term, offset, &data, done),
             Body::TimeoutNow if self.is_voter() => self.become_candidate(true),
             _ => {}
         }
@@ -180,39 +178,37 @@ impl Raft {
         let committed = self.log.committed();
         if prev_index < committed {
             // Everything up to our commit matches any leader's log (§5.4).
+            self.send_append_ack(from, committed);
+            return;
+        }
+        let Some(last_new) = self.log.maybe_append(prev_index, prev_term, entries) else {
+            let probe = prev_index.min(self.log.last_index());
+            let (hint_index, hint_term) = self.log.find_conflict_by_term(probe, prev_term);
             let body = Body::AppendResponse {
-                success: true,
-                index: committed,
-                hint_index: LogIndex(0),
-                hint_term: Term(0),
+                success: false,
+                index: prev_index,
+                hint_index,
+                hint_term,
             };
             self.send(from, self.term, body);
             return;
-        }
-        let body = match self.log.maybe_append(prev_index, prev_term, entries) {
-            Some(last_new) => {
-                // §5.3: "set commitIndex = min(leaderCommit, index of last new
-                // entry)".
-                self.log.commit_to(commit.min(last_new));
-                Body::AppendResponse {
-                    success: true,
-                    index: last_new,
-                    hint_index: LogIndex(0),
-                    hint_term: Term(0),
-                }
-            }
-            None => {
-                let probe = prev_index.min(self.log.last_index());
-                let (hint_index, hint_term) = self.log.find_conflict_by_term(probe, prev_term);
-                Body::AppendResponse {
-                    success: false,
-                    index: prev_index,
-                    hint_index,
-                    hint_term,
-                }
-            }
         };
-        self.send(from, self.term, body);
+        // §5.3: "set commitIndex = min(leaderCommit, index of last new
+        // entry)".
+        self.log.commit_to(commit.min(last_new));
+        self.send_append_ack(from, last_new);
+    }
+
+    /// A successful AppendResponse: the log matches the sender's up to
+    /// `index`.
+    pub(super) fn send_append_ack(&mut self, to: NodeId, index: LogIndex) {
+        let body = Body::AppendResponse {
+            success: true,
+            index,
+            hint_index: LogIndex(0),
+            hint_term: Term(0),
+        };
+        self.send(to, self.term, body);
     }
 
     fn handle_append_response(
@@ -328,7 +324,7 @@ impl Raft {
             return false;
         }
         let current = self.log.term(quorum_index) == Some(self.term);
-        if !current && !self.bug_commit_previous_term() {
+        if !current && !self.planted(PlantedBug::CommitPreviousTermByCount) {
             return false;
         }
         self.log.commit_to(quorum_index)

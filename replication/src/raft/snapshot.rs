@@ -160,14 +160,4 @@ impl Raft {
         }
         self.send_append_ack(from, self.log.committed());
     }
-
-    fn send_append_ack(&mut self, to: NodeId, index: LogIndex) {
-        let body = Body::AppendResponse {
-            success: true,
-            index,
-            hint_index: LogIndex(0),
-            hint_term: Term(0),
-        };
-        self.send(to, self.term, body);
-    }
 }

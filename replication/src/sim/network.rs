@@ -143,8 +143,4 @@ impl Network {
         self.mute(node, nodes);
         self.deafen(node, nodes);
     }
-
-    pub fn cut_count(&self) -> usize {
-        self.cut.len()
-    }
 }

@@ -1,10 +1,11 @@
 //! A simulated node: one Raft core per group, the node's storage model, and
 //! per group a key-value register state machine with client sessions.
 
+use super::run::reply;
 use super::storage::Storage;
-use super::workload::{ClientId, Key, Request, Value};
+use super::workload::{ClientId, Key, Outcome, Reply, Request, Value};
 use crate::raft::{Config, Raft, RaftError, Restored, Role};
-use crate::types::{GroupId, LogIndex, NodeId, Payload, Term};
+use crate::types::{GroupId, LogIndex, NodeId, Payload, Snapshot, Term};
 use std::collections::BTreeMap;
 
 #[derive(Debug)]
@@ -21,6 +22,38 @@ pub struct GroupNode {
     pub ready_reads: Vec<(LogIndex, Request)>,
     pub last_role: Role,
     pub last_term: Term,
+}
+
+impl GroupNode {
+    /// Replaces the state machine with a snapshot the core installed.
+    /// Proposals under it cannot be matched to their entries any more: their
+    /// outcome is unknown.
+    pub fn install_snapshot(&mut self, snap: &Snapshot, replies: &mut Vec<Reply>) {
+        (self.kv, self.sessions) = decode_state(&snap.data);
+        let kept = self.proposals.split_off(&snap.index.next());
+        for (_, (_, req)) in std::mem::replace(&mut self.proposals, kept) {
+            replies.push(reply(req, Outcome::Unknown));
+        }
+    }
+
+    /// The state machine as a snapshot at the applied index.
+    pub fn state_image(&self) -> Snapshot {
+        let log = self.raft.log();
+        let index = log.applied();
+        let term = log
+            .term(index)
+            .expect("the applied entry or the snapshot point");
+        let data = encode_state(&self.kv, &self.sessions);
+        Snapshot { index, term, data }
+    }
+
+    /// Snapshots the state machine and drops the log up to the applied
+    /// index, in memory at once and on disk once the write is synced.
+    pub fn compact(&mut self, storage: &mut Storage) {
+        let snap = self.state_image();
+        self.raft.compact(snap.index);
+        storage.write(self.raft.group(), Some(snap), Vec::new(), None, Vec::new());
+    }
 }
 
 #[derive(Debug)]
@@ -100,16 +133,8 @@ impl SimNode {
 /// count, (client, op)*, little-endian.
 pub fn encode_state(kv: &BTreeMap<Key, Value>, sessions: &BTreeMap<ClientId, u64>) -> Payload {
     let mut b = Vec::with_capacity(8 + kv.len() * 12 + sessions.len() * 12);
-    b.extend_from_slice(&(kv.len() as u32).to_le_bytes());
-    for (k, v) in kv {
-        b.extend_from_slice(&k.to_le_bytes());
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(&(sessions.len() as u32).to_le_bytes());
-    for (c, op) in sessions {
-        b.extend_from_slice(&c.to_le_bytes());
-        b.extend_from_slice(&op.to_le_bytes());
-    }
+    put_map(&mut b, kv);
+    put_map(&mut b, sessions);
     b.into()
 }
 
@@ -118,23 +143,31 @@ type State = (BTreeMap<Key, Value>, BTreeMap<ClientId, u64>);
 /// # Panics
 /// On malformed bytes: only [`encode_state`] makes them.
 pub fn decode_state(b: &[u8]) -> State {
-    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
-    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
     let mut at = 0;
-    let mut kv = BTreeMap::new();
-    let n = u32_at(at) as usize;
-    at += 4;
-    for _ in 0..n {
-        kv.insert(u32_at(at), u64_at(at + 4));
-        at += 12;
-    }
-    let mut sessions = BTreeMap::new();
-    let n = u32_at(at) as usize;
-    at += 4;
-    for _ in 0..n {
-        sessions.insert(u32_at(at), u64_at(at + 4));
-        at += 12;
-    }
+    let kv = take_map(b, &mut at);
+    let sessions = take_map(b, &mut at);
     assert_eq!(at, b.len(), "snapshot bytes fully used");
     (kv, sessions)
+}
+
+/// Both maps of the state are `u32 -> u64`: count, then (key, value)*.
+fn put_map(b: &mut Vec<u8>, map: &BTreeMap<u32, u64>) {
+    b.extend_from_slice(&(map.len() as u32).to_le_bytes());
+    for (k, v) in map {
+        b.extend_from_slice(&k.to_le_bytes());
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+fn take_map(b: &[u8], at: &mut usize) -> BTreeMap<u32, u64> {
+    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let n = u32_at(*at) as usize;
+    *at += 4;
+    let mut map = BTreeMap::new();
+    for _ in 0..n {
+        map.insert(u32_at(*at), u64_at(*at + 4));
+        *at += 12;
+    }
+    map
 }

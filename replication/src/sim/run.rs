@@ -4,10 +4,9 @@ use super::checker::election_safety::ElectionSafety;
 use super::checker::leader_completeness::LeaderCompleteness;
 use super::checker::linearizability::{self, Report};
 use super::checker::log_matching::LogMatching;
-use super::checker::mix;
 use super::checker::state_machine_safety::StateMachineSafety;
 use super::network::{Network, NetworkFaults};
-use super::node::{GroupNode, SimNode, decode_state, encode_state};
+use super::node::{GroupNode, SimNode};
 use super::plan::Plan;
 use super::replay_command;
 use super::workload::{
@@ -15,9 +14,9 @@ use super::workload::{
     encode_write,
 };
 use crate::raft::message::Message;
-use crate::raft::{Config, RaftError, Role};
-use crate::rng::Rng;
-use crate::types::{Entry, GroupId, LogIndex, NodeId, Snapshot};
+use crate::raft::{Config, RaftError, Ready, Role};
+use crate::rng::{Rng, mix};
+use crate::types::{Entry, GroupId, LogIndex, NodeId};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -281,14 +280,7 @@ impl Sim {
             Event::Reply { reply } => self.on_reply(reply),
             Event::Synced { node, epoch, seq } => self.on_synced(node, epoch, seq)?,
             Event::ClientNext { client } => self.on_client_next(client),
-            Event::ClientTimeout { client, op } => {
-                if self.clients[client]
-                    .current
-                    .is_some_and(|f| f.request.op == op)
-                {
-                    self.finish_op(client, Outcome::Unknown);
-                }
-            }
+            Event::ClientTimeout { client, op } => self.end_op(client, op, Outcome::Unknown),
             Event::Crash => self.on_crash(),
             Event::Restart { node, epoch } => {
                 if !self.nodes[node].up && self.nodes[node].epoch == epoch {
@@ -393,7 +385,7 @@ impl Sim {
         }
     }
 
-    fn send_reply(&mut self, _from: usize, reply: Reply) {
+    fn send_reply(&mut self, reply: Reply) {
         if let Some(delay) = self.net.route_client() {
             self.schedule(delay, Event::Reply { reply });
         }
@@ -410,20 +402,11 @@ impl Sim {
             if !gn.raft.has_ready() {
                 break;
             }
-            let rd = gn.raft.ready();
+            let mut rd = gn.raft.ready();
             let mut replies = Vec::new();
             if let Some(snap) = &rd.snapshot {
-                (gn.kv, gn.sessions) = decode_state(&snap.data);
-                // Proposals under the snapshot cannot be matched to their
-                // entries any more: their outcome is unknown.
-                let under: Vec<LogIndex> =
-                    gn.proposals.range(..=snap.index).map(|(&i, _)| i).collect();
-                for i in under {
-                    let (_, req) = gn.proposals.remove(&i).expect("listed");
-                    replies.push(reply(req, Outcome::Unknown));
-                }
-                let log = gn.raft.log();
-                let kept = log.entries_from(snap.index.next(), usize::MAX);
+                gn.install_snapshot(snap, &mut replies);
+                let kept = gn.raft.log().entries_from(snap.index.next(), usize::MAX);
                 self.checkers
                     .log_matching
                     .reset(id, group, (snap.index, snap.term), &kept)?;
@@ -442,71 +425,30 @@ impl Sim {
                 &mut replies,
             )?;
             self.stats.entries_applied += rd.committed.len();
-            for rs in rd.read_states {
-                if let Some(req) = gn.reads.remove(&rs.ctx) {
-                    gn.ready_reads.push((rs.index, req));
-                }
-            }
-            serve_reads(gn, &mut replies);
-            for ctx in rd.failed_reads {
-                if let Some(req) = gn.reads.remove(&ctx) {
-                    replies.push(reply(req, Outcome::Failed { leader: None }));
-                }
-            }
-            if rd.leadership_lost.is_some() {
-                // Fail in-flight proposals at once (retryable, outcome
-                // unknown) rather than leave them to the client's timeout.
-                for (_, (_, req)) in std::mem::take(&mut gn.proposals) {
-                    replies.push(reply(req, Outcome::Unknown));
-                }
-            }
-            for to in rd.snapshot_needed {
-                let log = gn.raft.log();
-                let index = log.applied();
-                let term = log
-                    .term(index)
-                    .expect("the applied entry or the snapshot point");
-                let data = encode_state(&gn.kv, &gn.sessions);
+            answer_reads(gn, &rd, &mut replies);
+            for &to in &rd.snapshot_needed {
+                let image = gn.state_image();
                 // Refused if the follower caught up meanwhile: fine.
-                let _ = gn.raft.send_snapshot(to, Snapshot { index, term, data });
+                let _ = gn.raft.send_snapshot(to, image);
             }
             let compaction = self.plan.compact_every > 0 && {
                 let log = gn.raft.log();
                 log.applied().0 >= log.snapshot_index().0 + self.plan.compact_every
                     && log.applied() <= log.persisted()
             };
-            let write = !rd.entries.is_empty()
-                || rd.hard_state.is_some()
-                || !rd.messages_after_persist.is_empty()
-                || rd.snapshot.is_some();
-            if write {
-                node.storage.write(
-                    group,
-                    rd.snapshot,
-                    rd.entries,
-                    rd.hard_state,
-                    rd.messages_after_persist,
-                );
-            }
+            let wrote = node.storage.write_ready(group, &mut rd);
             if compaction {
-                let log = gn.raft.log();
-                let index = log.applied();
-                let term = log.term(index).expect("applied entry held");
-                let data = encode_state(&gn.kv, &gn.sessions);
-                gn.raft.compact(index);
-                let snap = Snapshot { index, term, data };
-                node.storage
-                    .write(group, Some(snap), Vec::new(), None, Vec::new());
+                gn.compact(&mut node.storage);
                 self.stats.compactions += 1;
             }
-            if (write || compaction) && !self.nodes[i].syncing {
+            if (wrote || compaction) && !self.nodes[i].syncing {
                 self.start_sync(i);
             }
             for m in rd.messages {
                 self.send_raft(m);
             }
             for r in replies {
-                self.send_reply(i, r);
+                self.send_reply(r);
             }
         }
         self.observe_role(i, group)
@@ -613,7 +555,7 @@ impl Sim {
                 RaftError::NotLeader { leader } => leader,
                 _ => None,
             };
-            self.send_reply(i, reply(req, Outcome::Failed { leader }));
+            self.send_reply(reply(req, Outcome::Failed { leader }));
         }
         self.process(i, req.group)
     }
@@ -662,12 +604,14 @@ impl Sim {
     }
 
     fn on_reply(&mut self, r: Reply) {
-        let c = r.client as usize;
-        if self.clients[c]
-            .current
-            .is_some_and(|f| f.request.op == r.op)
-        {
-            self.finish_op(c, r.outcome);
+        self.end_op(r.client as usize, r.op, r.outcome);
+    }
+
+    /// Ends client `c`'s operation `op` if it is still the one in flight (a
+    /// late reply or timeout of an earlier one is ignored).
+    fn end_op(&mut self, c: usize, op: u64, outcome: Outcome) {
+        if self.clients[c].current.is_some_and(|f| f.request.op == op) {
+            self.finish_op(c, outcome);
         }
     }
 
@@ -708,7 +652,6 @@ impl Sim {
                 self.stats.ops_unknown += 1;
             }
         }
-        client.done += 1;
         let think = self.rng.below(5_000);
         self.schedule(think, Event::ClientNext { client: c });
     }
@@ -732,8 +675,7 @@ impl Sim {
             let down = self.rng.range(lo, hi);
             self.schedule(down, Event::Restart { node: i, epoch });
         }
-        let every = self.plan.crash_every_us;
-        let next = self.rng.range(every / 2, every * 3 / 2);
+        let next = self.around(self.plan.crash_every_us);
         self.schedule(next, Event::Crash);
     }
 
@@ -750,49 +692,41 @@ impl Sim {
             2 => self.net.isolate(victim, &nodes),
             3 => self.net.mute(victim, &nodes),
             4 => self.net.deafen(victim, &nodes),
-            _ => {
-                // Clog links one by one, then unclog them one by one.
-                let mut links = Vec::new();
-                for &a in &nodes {
-                    for &b in &nodes {
-                        if a != b {
-                            links.push((a, b));
-                        }
-                    }
-                }
-                let k = 1 + self.rng.below(links.len() as u64) as usize;
-                let mut at = 0;
-                let mut chosen = Vec::new();
-                for _ in 0..k {
-                    let (from, to) = links.swap_remove(self.rng.below(links.len() as u64) as usize);
-                    at += self.rng.range(5_000, 80_000);
-                    self.schedule(
-                        at,
-                        Event::Link {
-                            from,
-                            to,
-                            cut: true,
-                        },
-                    );
-                    chosen.push((from, to));
-                }
-                for (from, to) in chosen {
-                    at += self.rng.range(5_000, 80_000);
-                    self.schedule(
-                        at,
-                        Event::Link {
-                            from,
-                            to,
-                            cut: false,
-                        },
-                    );
-                }
-            }
+            _ => self.clog_links(&nodes),
         }
-        let every = self.plan.nemesis_every_us;
-        let next = self.rng.range(every / 2, every * 3 / 2);
+        let next = self.around(self.plan.nemesis_every_us);
         self.schedule(next, Event::Nemesis);
         Ok(())
+    }
+
+    /// A delay drawn from `every / 2 ..= every * 3 / 2`.
+    fn around(&mut self, every: u64) -> u64 {
+        self.rng.range(every / 2, every * 3 / 2)
+    }
+
+    /// Clogs links one by one, then unclogs them one by one.
+    fn clog_links(&mut self, nodes: &[NodeId]) {
+        let mut links: Vec<(NodeId, NodeId)> = nodes
+            .iter()
+            .flat_map(|&a| nodes.iter().filter(move |&&b| b != a).map(move |&b| (a, b)))
+            .collect();
+        let k = 1 + self.rng.below(links.len() as u64) as usize;
+        let mut at = 0;
+        let mut chosen = Vec::with_capacity(k);
+        for _ in 0..k {
+            let link = links.swap_remove(self.rng.below(links.len() as u64) as usize);
+            at += self.rng.range(5_000, 80_000);
+            self.schedule_link(at, link, true);
+            chosen.push(link);
+        }
+        for link in chosen {
+            at += self.rng.range(5_000, 80_000);
+            self.schedule_link(at, link, false);
+        }
+    }
+
+    fn schedule_link(&mut self, at: u64, (from, to): (NodeId, NodeId), cut: bool) {
+        self.schedule(at, Event::Link { from, to, cut });
     }
 
     /// Asks the leader of a random group to hand over to a random voter.
@@ -935,7 +869,7 @@ fn group_id(g: usize) -> GroupId {
     GroupId(g as u64 + 1)
 }
 
-fn reply(req: Request, outcome: Outcome) -> Reply {
+pub(super) fn reply(req: Request, outcome: Outcome) -> Reply {
     Reply {
         client: req.client,
         op: req.op,
@@ -975,7 +909,14 @@ fn apply(
     Ok(())
 }
 
-fn serve_reads(gn: &mut GroupNode, replies: &mut Vec<Reply>) {
+/// Queues confirmed reads, answers those the applied index reached, and
+/// fails reads and proposals the core gave up on.
+fn answer_reads(gn: &mut GroupNode, rd: &Ready, replies: &mut Vec<Reply>) {
+    for rs in &rd.read_states {
+        if let Some(req) = gn.reads.remove(&rs.ctx) {
+            gn.ready_reads.push((rs.index, req));
+        }
+    }
     let applied = gn.raft.log().applied();
     let kv = &gn.kv;
     gn.ready_reads.retain(|(index, req)| {
@@ -985,4 +926,16 @@ fn serve_reads(gn: &mut GroupNode, replies: &mut Vec<Reply>) {
         replies.push(reply(*req, Outcome::Ok(kv.get(&req.key).copied())));
         false
     });
+    for ctx in &rd.failed_reads {
+        if let Some(req) = gn.reads.remove(ctx) {
+            replies.push(reply(req, Outcome::Failed { leader: None }));
+        }
+    }
+    if rd.leadership_lost.is_some() {
+        // Fail in-flight proposals at once (retryable, outcome unknown)
+        // rather than leave them to the client's timeout.
+        for (_, (_, req)) in std::mem::take(&mut gn.proposals) {
+            replies.push(reply(req, Outcome::Unknown));
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! write of that prefix possibly torn (some of its entries kept, its hard
 //! state lost), like a log whose torn tail recovery cuts.
 
+use crate::raft::Ready;
 use crate::raft::message::Message;
 use crate::rng::Rng;
 use crate::types::{Entry, GroupId, HardState, LogIndex, Snapshot, Term};
@@ -109,6 +110,26 @@ impl Storage {
         });
     }
 
+    /// Queues what a `Ready` must make durable (its snapshot, entries, hard
+    /// state, and the messages waiting for them); returns whether there was
+    /// anything.
+    pub fn write_ready(&mut self, group: GroupId, rd: &mut Ready) -> bool {
+        let write = !rd.entries.is_empty()
+            || rd.hard_state.is_some()
+            || !rd.messages_after_persist.is_empty()
+            || rd.snapshot.is_some();
+        if write {
+            self.write(
+                group,
+                rd.snapshot.take(),
+                std::mem::take(&mut rd.entries),
+                rd.hard_state,
+                std::mem::take(&mut rd.messages_after_persist),
+            );
+        }
+        write
+    }
+
     /// Sequence number of the newest write.
     pub fn last_seq(&self) -> u64 {
         self.next_seq
@@ -123,11 +144,7 @@ impl Storage {
         let mut done = Vec::new();
         while self.unsynced.front().is_some_and(|w| w.seq <= seq) {
             let w = self.unsynced.pop_front().expect("front exists");
-            self.durable.entry(w.group).or_default().apply(
-                w.snapshot.as_ref(),
-                &w.entries,
-                w.hard_state,
-            );
+            self.make_durable(&w);
             done.push(w);
         }
         done
@@ -139,23 +156,26 @@ impl Storage {
         let writes: Vec<Write> = self.unsynced.drain(..).collect();
         let kept = rng.below(writes.len() as u64 + 1) as usize;
         for w in &writes[..kept] {
-            self.durable.entry(w.group).or_default().apply(
-                w.snapshot.as_ref(),
-                &w.entries,
-                w.hard_state,
-            );
+            self.make_durable(w);
         }
         if let (true, Some(w)) = (tear, writes.get(kept)) {
-            // The snapshot is one record: whole or lost; then some entries.
+            // The snapshot is one record: whole or lost; the entries after
+            // it survive only with it.
             let disk = self.durable.entry(w.group).or_default();
-            if w.snapshot.is_some() && rng.chance(0.5) {
+            let snapshot_kept = w.snapshot.is_some() && rng.chance(0.5);
+            if snapshot_kept || w.snapshot.is_none() {
                 disk.apply(w.snapshot.as_ref(), &[], None);
-                let part = rng.below(w.entries.len() as u64 + 1) as usize;
-                disk.apply(None, &w.entries[..part], None);
-            } else if w.snapshot.is_none() {
                 let part = rng.below(w.entries.len() as u64 + 1) as usize;
                 disk.apply(None, &w.entries[..part], None);
             }
         }
+    }
+
+    fn make_durable(&mut self, w: &Write) {
+        self.durable.entry(w.group).or_default().apply(
+            w.snapshot.as_ref(),
+            &w.entries,
+            w.hard_state,
+        );
     }
 }

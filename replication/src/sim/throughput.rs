@@ -162,7 +162,8 @@ mod tests {
                 payload_bytes: 32,
                 check_invariants,
             });
-            assert!(r.committed >= 2_000);
+            // Exactly the proposals: one leader throughout, no new no-op.
+            assert_eq!(r.committed, 2_000);
             assert!(r.messages > 0);
         }
     }

@@ -107,7 +107,6 @@ pub struct Client {
     pub current: Option<InFlight>,
     /// Whom to ask next, per group.
     pub leader_hint: Vec<Option<NodeId>>,
-    pub done: u64,
 }
 
 impl Client {
@@ -117,7 +116,6 @@ impl Client {
             next_op: 1,
             current: None,
             leader_hint: vec![None; groups],
-            done: 0,
         }
     }
 }

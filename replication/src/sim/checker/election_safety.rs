@@ -19,10 +19,6 @@ impl ElectionSafety {
         }
         Ok(())
     }
-
-    pub fn terms_with_leaders(&self) -> usize {
-        self.leaders.len()
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ pub mod linearizability;
 pub mod log_matching;
 pub mod state_machine_safety;
 
+pub use crate::rng::mix;
+
 /// A stable 64-bit digest of an entry's payload (FNV-1a, then mixed).
 pub fn digest(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -15,10 +17,4 @@ pub fn digest(data: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     mix(h)
-}
-
-pub fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -38,10 +38,6 @@ impl StateMachineSafety {
         seen.push(this);
         Ok(())
     }
-
-    pub fn applied_count(&self) -> usize {
-        self.applied.values().map(Vec::len).sum()
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! `ferrisdb cert`: make a CA and node/client certificates (rcgen), and load
-//! PEM files for the node's TLS setup.
+//! `ferrisdb cert`: make a CA and node/client certificates (rcgen), and check
+//! the node's TLS files (loaded by [`ferrisdb_proto::tls`]) against each other.
 //!
 //! Trust model (mutual TLS): one CA signs every node and client certificate.
 //! A node accepts clients whose certificate chains to the CA (extended key
@@ -12,18 +12,17 @@
 mod der;
 
 use anyhow::{Context, bail};
+use ferrisdb_proto::tls;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -241,36 +240,6 @@ pub fn self_signed_node() -> anyhow::Result<(CertificateDer<'static>, PrivateKey
     Ok((cert.der().clone(), key_der))
 }
 
-/// Every certificate in a PEM file, in order (leaf first for a chain).
-pub fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| pem_error(path, "certificate", e))?;
-    if certs.is_empty() {
-        bail!(
-            "{}: no certificate (PEM \"CERTIFICATE\" block) in the file",
-            path.display()
-        );
-    }
-    Ok(certs)
-}
-
-/// The private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
-pub fn load_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, "private key", e))
-}
-
-/// The CA file as a set of trust anchors.
-pub fn load_roots(path: &Path) -> anyhow::Result<Arc<rustls::RootCertStore>> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in load_certs(path)? {
-        roots
-            .add(cert)
-            .map_err(|e| anyhow::anyhow!("{}: not a usable CA certificate: {e}", path.display()))?;
-    }
-    Ok(Arc::new(roots))
-}
-
 /// Fails unless `key` is the private key of the first certificate of `chain`.
 pub fn check_key_matches(
     chain: Vec<CertificateDer<'static>>,
@@ -323,18 +292,6 @@ pub fn check_issued_by(
         };
         anyhow::anyhow!("{why}")
     })
-}
-
-fn pem_error(path: &Path, what: &str, e: rustls_pki_types::pem::Error) -> anyhow::Error {
-    match e {
-        rustls_pki_types::pem::Error::Io(io) => {
-            anyhow::anyhow!("read {what} {}: {io}", path.display())
-        }
-        rustls_pki_types::pem::Error::NoItemsFound => {
-            anyhow::anyhow!("{}: no {what} (PEM block) in the file", path.display())
-        }
-        other => anyhow::anyhow!("{}: not a valid PEM {what}: {other:?}", path.display()),
-    }
 }
 
 /// Subject `O=FerrisDB, CN=name`, valid from yesterday (clock skew) for `days` days.
@@ -425,7 +382,7 @@ fn sign_leaf(
 fn load_issuer(ca_dir: &Path) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
     let cert_path = ca_dir.join(CA_CERT_FILE);
     let key_path = ca_dir.join(CA_KEY_FILE);
-    let ca_der = load_certs(&cert_path)?.swap_remove(0);
+    let ca_der = tls::load_certs(&cert_path)?.swap_remove(0);
     let key_pem = std::fs::read_to_string(&key_path)
         .with_context(|| format!("read CA key {}", key_path.display()))?;
     let key = KeyPair::from_pem(&key_pem)
@@ -558,6 +515,7 @@ mod tests {
     use rustls::server::danger::ClientCertVerifier;
     use rustls_pki_types::{ServerName, UnixTime};
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
 
     fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         Arc::new(rustls::crypto::ring::default_provider())
@@ -565,7 +523,7 @@ mod tests {
 
     fn server_verifier(ca: &Path) -> Arc<rustls::client::WebPkiServerVerifier> {
         rustls::client::WebPkiServerVerifier::builder_with_provider(
-            load_roots(ca).expect("roots"),
+            Arc::new(tls::load_roots(ca).expect("roots")),
             provider(),
         )
         .build()
@@ -574,7 +532,7 @@ mod tests {
 
     fn client_verifier(ca: &Path) -> Arc<dyn ClientCertVerifier> {
         rustls::server::WebPkiClientVerifier::builder_with_provider(
-            load_roots(ca).expect("roots"),
+            Arc::new(tls::load_roots(ca).expect("roots")),
             provider(),
         )
         .build()
@@ -582,7 +540,7 @@ mod tests {
     }
 
     fn leaf(path: &Path) -> CertificateDer<'static> {
-        load_certs(path).expect("cert").swap_remove(0)
+        tls::load_certs(path).expect("cert").swap_remove(0)
     }
 
     fn verify_as_server(ca: &Path, cert: &Path, name: &str) -> Result<(), rustls::Error> {
@@ -623,23 +581,28 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "{}", written.key.display());
-            let chain = load_certs(&written.cert).expect("cert");
-            check_key_matches(chain, load_key(&written.key).expect("key")).expect("pair matches");
+            let chain = tls::load_certs(&written.cert).expect("cert");
+            check_key_matches(chain, tls::load_private_key(&written.key).expect("key"))
+                .expect("pair matches");
         }
-        let roots = load_roots(&set.ca.cert).expect("roots");
-        check_issued_by(&load_certs(&set.node.cert).expect("cert"), &roots).expect("issued by CA");
+        let roots = tls::load_roots(&set.ca.cert).expect("roots");
+        check_issued_by(&tls::load_certs(&set.node.cert).expect("cert"), &roots)
+            .expect("issued by CA");
         let other = tempfile::tempdir().expect("tempdir");
         let other_ca = create_ca(other.path(), CA_NAME_DEFAULT, 10, false).expect("other CA");
-        let other_roots = load_roots(&other_ca.cert).expect("roots");
-        let e = check_issued_by(&load_certs(&set.node.cert).expect("cert"), &other_roots)
-            .expect_err("another CA with the same name");
+        let other_roots = tls::load_roots(&other_ca.cert).expect("roots");
+        let e = check_issued_by(
+            &tls::load_certs(&set.node.cert).expect("cert"),
+            &other_roots,
+        )
+        .expect_err("another CA with the same name");
         assert!(
             e.to_string().contains("does not verify with this CA's key"),
             "{e}"
         );
         let wrong = check_key_matches(
-            load_certs(&set.node.cert).expect("cert"),
-            load_key(&set.client.key).expect("key"),
+            tls::load_certs(&set.node.cert).expect("cert"),
+            tls::load_private_key(&set.client.key).expect("key"),
         );
         assert!(wrong.is_err());
     }
@@ -753,9 +716,9 @@ mod tests {
         std::fs::write(dir.path().join("junk.pem"), "hello").expect("write");
         let e = format!(
             "{:#}",
-            load_certs(&dir.path().join("junk.pem")).expect_err("junk")
+            tls::load_certs(&dir.path().join("junk.pem")).expect_err("junk")
         );
-        assert!(e.contains("no certificate"), "{e}");
+        assert!(e.ends_with("junk.pem holds no PEM certificates"), "{e}");
     }
 
     #[test]

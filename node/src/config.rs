@@ -8,6 +8,7 @@
 
 use crate::cert;
 use anyhow::{Context, bail};
+use ferrisdb_proto::tls;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -511,9 +512,9 @@ pub fn check_host(config: &NodeConfig, cpus_available: usize) -> anyhow::Result<
         let (Some(ca), Some(cert), Some(key)) = (&tls.ca_cert, &tls.cert, &tls.key) else {
             unreachable!("validate requires every TLS file unless insecure");
         };
-        let roots = cert::load_roots(ca).context("tls.ca_cert")?;
-        let chain = cert::load_certs(cert).context("tls.cert")?;
-        let key_der = cert::load_key(key).context("tls.key")?;
+        let roots = tls::load_roots(ca).context("tls.ca_cert")?;
+        let chain = tls::load_certs(cert).context("tls.cert")?;
+        let key_der = tls::load_private_key(key).context("tls.key")?;
         cert::check_key_matches(chain.clone(), key_der).with_context(|| {
             format!("tls.key {} and tls.cert {}", key.display(), cert.display())
         })?;

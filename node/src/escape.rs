@@ -21,32 +21,50 @@ pub fn escape_all(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
 }
 
-/// The bytes [`escape_all`] rendered: `\xHH`, `\n`, `\r`, `\t`, `\0`,
-/// `\\`, `\'` and `\"` escapes, everything else as is.
+/// Why an escape after a backslash could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EscapeError {
+    #[error("unknown escape \\{0}")]
+    Unknown(char),
+    #[error("\\x must be followed by two hex digits")]
+    BadHex,
+    #[error("a backslash ends the input")]
+    Trailing,
+}
+
+/// The byte the escape after a backslash stands for, its characters taken
+/// from `chars`: `\xHH`, `\n`, `\r`, `\t`, `\0`, `\\`, `\'` or `\"`.
+pub fn unescape_one(chars: &mut std::str::Chars<'_>) -> Result<u8, EscapeError> {
+    let c = chars.next().ok_or(EscapeError::Trailing)?;
+    Ok(match c {
+        'n' => b'\n',
+        'r' => b'\r',
+        't' => b'\t',
+        '0' => 0,
+        '\\' | '"' | '\'' => c as u8,
+        'x' => {
+            let hex: String = chars.take(2).collect();
+            if hex.len() != 2 || !hex.chars().all(|h| h.is_ascii_hexdigit()) {
+                return Err(EscapeError::BadHex);
+            }
+            u8::from_str_radix(&hex, 16).expect("two hex digits")
+        }
+        other => return Err(EscapeError::Unknown(other)),
+    })
+}
+
+/// The bytes [`escape_all`] rendered: the escapes of [`unescape_one`],
+/// everything else as is.
 pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(text.len());
-    let mut bytes = text.bytes();
-    while let Some(b) = bytes.next() {
-        if b != b'\\' {
-            out.push(b);
-            continue;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.push(unescape_one(&mut chars).map_err(|e| format!("{text:?}: {e}"))?);
+        } else {
+            let mut utf8 = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
         }
-        let escaped = match bytes.next() {
-            Some(b'x') => {
-                let hex: Vec<u8> = bytes.by_ref().take(2).collect();
-                let digits = std::str::from_utf8(&hex).ok().filter(|h| h.len() == 2);
-                digits
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("{text:?}: \\x must be followed by two hex digits"))?
-            }
-            Some(b'n') => b'\n',
-            Some(b'r') => b'\r',
-            Some(b't') => b'\t',
-            Some(b'0') => 0,
-            Some(c @ (b'\\' | b'\'' | b'"')) => c,
-            _ => return Err(format!("{text:?}: unknown escape")),
-        };
-        out.push(escaped);
     }
     Ok(out)
 }

@@ -6,7 +6,7 @@
 
 mod support;
 
-use ferrisdb_client::{Client, Security};
+use ferrisdb_client::{Client, ClientConfig, Security};
 use ferrisdb_proto::frame::encode_request;
 use ferrisdb_proto::{Request, RequestFrame};
 use std::sync::Arc;
@@ -64,6 +64,17 @@ async fn expect_refused(node: &NodeProcess, tls: rustls::ClientConfig, what: &st
 
 /// A client of another CA: `ferrisdb cert` makes a second CA and a client
 /// certificate under it.
+/// `Client::connect` with `config` fails in time, with an error that
+/// retrying cannot fix (a refused certificate is final).
+async fn expect_connect_refused(config: ClientConfig, what: &str) {
+    let err = tokio::time::timeout(Duration::from_secs(30), Client::connect(config))
+        .await
+        .expect("refused in time")
+        .expect_err(what);
+    eprintln!("client library error: {err}");
+    assert!(!err.is_retryable(), "a refused certificate is final: {err}");
+}
+
 fn foreign_client(node: &NodeProcess) -> Certs {
     Certs::create(&node.dir().join("foreign"))
 }
@@ -109,12 +120,7 @@ fn a_client_certificate_from_another_ca_is_refused() {
             cert: foreign.client_cert.clone(),
             key: foreign.client_key.clone(),
         };
-        let err = tokio::time::timeout(Duration::from_secs(30), Client::connect(config))
-            .await
-            .expect("refused in time")
-            .expect_err("a client of another CA is refused");
-        eprintln!("client library error: {err}");
-        assert!(!err.is_retryable(), "a refused certificate is final: {err}");
+        expect_connect_refused(config, "a client of another CA is refused").await;
         assert_still_serving(&mut node, "after-foreign-ca").await;
     });
 }
@@ -143,12 +149,7 @@ fn a_client_without_a_certificate_is_refused() {
 
         let mut config = node.client_config();
         config.security = Security::Insecure;
-        let err = tokio::time::timeout(Duration::from_secs(30), Client::connect(config))
-            .await
-            .expect("refused in time")
-            .expect_err("an insecure client is refused by a mutual-TLS node");
-        eprintln!("client library error: {err}");
-        assert!(!err.is_retryable(), "a refused certificate is final: {err}");
+        expect_connect_refused(config, "an insecure client is refused by a mutual-TLS node").await;
         assert_still_serving(&mut node, "after-no-cert").await;
     });
 }

@@ -247,7 +247,7 @@ fn bad_settings_are_one_clear_line_with_status_1() {
             ],
             &[],
         ),
-        "tls.ca_cert: read certificate /nope/ca.pem: No such file",
+        "tls.ca_cert: read PEM certificates from /nope/ca.pem: I/O error: No such file",
     );
     // A flag clap cannot parse is a usage error (status 2), not a crash.
     let o = ferrisdb(&["config", "print", "--memtable-bytes", "lots"], &[]);
@@ -487,7 +487,7 @@ fn cert_commands_make_a_ca_node_and_client_that_rustls_accepts() {
     one_line_error(
         &o,
         &format!(
-            "read certificate {}: No such file",
+            "read PEM certificates from {}: I/O error: No such file",
             node.join("ca.pem").display()
         ),
     );

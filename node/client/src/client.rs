@@ -228,7 +228,7 @@ impl Client {
             unreachable!("built above")
         };
         check_one_shard(&self.shard_map(), ops)?;
-        self.write(request).await
+        written(self, self.call_valid(request).await?)
     }
 
     /// A scan over `options`' bounds, streamed: entries are fetched chunk by
@@ -257,16 +257,18 @@ impl Client {
     }
 
     async fn write(&self, request: Request) -> Result<u64, Error> {
-        match self.call(request).await? {
-            Response::Written { version } => Ok(version),
-            other => Err(self.unexpected("a write acknowledgement", &other)),
-        }
+        written(self, self.call(request).await?)
     }
 
-    /// Validates, routes and sends a single-response request; follows
-    /// `WrongShard` answers with a map refresh and another attempt.
+    /// Validates, routes and sends a single-response request.
     async fn call(&self, request: Request) -> Result<Response, Error> {
         request.validate().map_err(Error::invalid)?;
+        self.call_valid(request).await
+    }
+
+    /// Routes and sends a single-response request already validated;
+    /// follows `WrongShard` answers with a map refresh and another attempt.
+    async fn call_valid(&self, request: Request) -> Result<Response, Error> {
         let deadline = self.deadline();
         let mut frame = unstamped(request);
         let mut attempt = 0;
@@ -496,6 +498,14 @@ impl Client {
                 Err(err)
             }
         }
+    }
+}
+
+/// The commit version a write was acknowledged with.
+fn written(client: &Client, response: Response) -> Result<u64, Error> {
+    match response {
+        Response::Written { version } => Ok(version),
+        other => Err(client.unexpected("a write acknowledgement", &other)),
     }
 }
 

@@ -27,31 +27,33 @@ use std::sync::Arc;
 #[non_exhaustive]
 pub enum TlsError {
     /// The file at `path` could not be read or is not valid PEM; `what` it
-    /// should have held.
-    #[error("read {what} from {}: {source}", path.display())]
+    /// should have held. (The cause is in the message, not also a
+    /// `source()`, so that a report walking the chain shows it once.)
+    #[error("read {what} from {}: {error}", path.display())]
     Read {
         path: PathBuf,
         what: &'static str,
-        #[source]
-        source: rustls_pki_types::pem::Error,
+        error: rustls_pki_types::pem::Error,
     },
     /// The file is PEM but holds no section of the expected kind.
     #[error("{} holds no {what}", path.display())]
     Missing { path: PathBuf, what: &'static str },
     /// A CA certificate was not accepted as a trust anchor.
-    #[error("CA certificate in {} is not usable as a trust anchor: {source}", path.display())]
-    BadCa {
-        path: PathBuf,
-        #[source]
-        source: rustls::Error,
-    },
+    #[error("CA certificate in {} is not usable as a trust anchor: {error}", path.display())]
+    BadCa { path: PathBuf, error: rustls::Error },
     /// The client certificate verifier could not be built.
     #[error("build the client certificate verifier: {0}")]
     Verifier(String),
     /// rustls refused the configuration (for example a key that does not
     /// match its certificate).
     #[error("build the TLS configuration: {0}")]
-    Config(#[from] rustls::Error),
+    Config(rustls::Error),
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(error: rustls::Error) -> Self {
+        TlsError::Config(error)
+    }
 }
 
 const CERT_WHAT: &str = "PEM certificates";
@@ -60,10 +62,10 @@ const KEY_WHAT: &str = "a PEM private key (PKCS#8 \"PRIVATE KEY\")";
 /// Every certificate in the PEM file at `path`, in file order (leaf first
 /// for a chain).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let read_error = |source| TlsError::Read {
+    let read_error = |error| TlsError::Read {
         path: path.to_path_buf(),
         what: CERT_WHAT,
-        source,
+        error,
     };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(read_error)?
@@ -81,15 +83,15 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 /// The first private key in the PEM file at `path`. PKCS#8 is what
 /// `ferrisdb cert` writes; PKCS#1 and SEC1 keys are accepted too.
 pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|source| match source {
+    PrivateKeyDer::from_pem_file(path).map_err(|error| match error {
         rustls_pki_types::pem::Error::NoItemsFound => TlsError::Missing {
             path: path.to_path_buf(),
             what: KEY_WHAT,
         },
-        source => TlsError::Read {
+        error => TlsError::Read {
             path: path.to_path_buf(),
             what: KEY_WHAT,
-            source,
+            error,
         },
     })
 }
@@ -98,9 +100,9 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
 pub fn load_roots(ca_path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(ca_path)? {
-        roots.add(cert).map_err(|source| TlsError::BadCa {
+        roots.add(cert).map_err(|error| TlsError::BadCa {
             path: ca_path.to_path_buf(),
-            source,
+            error,
         })?;
     }
     Ok(roots)

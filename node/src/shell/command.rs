@@ -6,6 +6,8 @@
 //! `\ ` stand for one byte each. This reads back what the shell prints
 //! (`escape::escape_all`, Rust's `escape_ascii`).
 
+use crate::escape::{self, EscapeError};
+
 /// One shell command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -107,26 +109,17 @@ fn push_char(word: &mut Vec<u8>, c: char) {
     word.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
 }
 
-/// The byte an escape after a backslash stands for.
+/// The byte an escape after a backslash stands for: those of
+/// [`escape::unescape_one`], plus `\ ` and `\;`.
 fn unescape(chars: &mut std::str::Chars<'_>) -> Result<u8, ParseError> {
-    let c = chars.next().ok_or(ParseError::TrailingBackslash)?;
-    Ok(match c {
-        'n' => b'\n',
-        'r' => b'\r',
-        't' => b'\t',
-        '0' => 0,
-        '\\' | '"' | '\'' | ' ' | ';' => c as u8,
-        'x' => {
-            let mut hex = String::new();
-            hex.extend(chars.next());
-            hex.extend(chars.next());
-            let all_hex = hex.len() == 2 && hex.chars().all(|h| h.is_ascii_hexdigit());
-            if !all_hex {
-                return Err(ParseError::BadHexEscape);
-            }
-            u8::from_str_radix(&hex, 16).expect("two hex digits")
-        }
-        other => return Err(ParseError::UnknownEscape(other)),
+    if let Some(c @ (' ' | ';')) = chars.clone().next() {
+        chars.next();
+        return Ok(c as u8);
+    }
+    escape::unescape_one(chars).map_err(|e| match e {
+        EscapeError::Unknown(c) => ParseError::UnknownEscape(c),
+        EscapeError::BadHex => ParseError::BadHexEscape,
+        EscapeError::Trailing => ParseError::TrailingBackslash,
     })
 }
 

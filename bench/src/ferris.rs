@@ -13,7 +13,6 @@ use ferrisdb_io::executor::{run_local, spawn};
 use ferrisdb_lsm::{Engine, Options, ReadOptions, ScanOptions, WriteBatch, WriteOptions};
 use futures_lite::future::yield_now;
 use std::cell::Cell;
-use std::future::Future;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -36,6 +35,9 @@ async fn series(args: &EngineArgs, probe: Option<&ProbeResult>) -> Result<Vec<Be
     }
     let values = ValueGen::new(args.compression_ratio, args.value_size, args.seed);
     let mut db = open(dir, args).await?;
+    // The DB just opened is empty unless --use_existing_db: a first fill
+    // needs no second fresh one (each open preallocates WAL segments).
+    let mut used = args.use_existing_db;
     let mut results = Vec::new();
     for (index, spec) in args.benchmarks.iter().enumerate() {
         if spec.bench.fresh_db() {
@@ -43,10 +45,13 @@ async fn series(args: &EngineArgs, probe: Option<&ProbeResult>) -> Result<Vec<Be
                 println!("{:<12} : skipped (--use_existing_db is true)", spec.label());
                 continue;
             }
-            db.close().await.context("close ferrisdb")?;
-            crate::remove_dir_if_exists(dir)?;
-            db = open(dir, args).await?;
+            if used {
+                db.close().await.context("close ferrisdb")?;
+                crate::remove_dir_if_exists(dir)?;
+                db = open(dir, args).await?;
+            }
         }
+        used = true;
         let plan = Plan::new(args, index, *spec);
         crate::sysinfo::reset_peak_rss();
         let (meter, wall, writes) = run_one(&db, &plan, &values).await?;
@@ -105,57 +110,28 @@ async fn run_one(
     values: &ValueGen,
 ) -> Result<(Meter, Duration, Option<u64>)> {
     let start = Instant::now();
-    let workers = |make: &dyn Fn(usize) -> Worker| {
-        let tasks: Vec<_> = (0..plan.threads).map(|w| spawn(timed(make(w)))).collect();
-        tasks
+    let stop = Rc::new(Cell::new(false));
+    let writer = (plan.bench() == Benchmark::ReadWhileWriting).then(|| {
+        let w = plan.threads;
+        spawn(write(
+            db.clone(),
+            plan.clone(),
+            w,
+            values.fork(w),
+            Some(stop.clone()),
+        ))
+    });
+    let tasks: Vec<_> = (0..plan.threads)
+        .map(|w| spawn(work(db.clone(), plan.clone(), w, values.fork(w))))
+        .collect();
+    let workers = join(tasks).await;
+    let wall = start.elapsed();
+    stop.set(true);
+    let written = match writer {
+        Some(task) => Some(task.await?.ops),
+        None => None,
     };
-    match plan.bench() {
-        Benchmark::FillSeq | Benchmark::FillRandom | Benchmark::Overwrite | Benchmark::FillSync => {
-            let tasks =
-                workers(&|w| Box::pin(write(db.clone(), plan.clone(), w, values.fork(w), None)));
-            let meter = join(tasks).await?;
-            Ok((meter, start.elapsed(), None))
-        }
-        Benchmark::ReadRandom | Benchmark::ReadMissing => {
-            let missing = plan.bench() == Benchmark::ReadMissing;
-            let tasks = workers(&|w| Box::pin(read(db.clone(), plan.clone(), w, missing, false)));
-            Ok((join(tasks).await?, start.elapsed(), None))
-        }
-        Benchmark::SeekRandom => {
-            let tasks = workers(&|w| Box::pin(seek(db.clone(), plan.clone(), w)));
-            Ok((join(tasks).await?, start.elapsed(), None))
-        }
-        Benchmark::ReadSeq => {
-            let tasks = workers(&|w| Box::pin(scan(db.clone(), plan.clone(), w)));
-            Ok((join(tasks).await?, start.elapsed(), None))
-        }
-        Benchmark::ReadWhileWriting => {
-            let stop = Rc::new(Cell::new(false));
-            let writer = spawn(write(
-                db.clone(),
-                plan.clone(),
-                plan.threads,
-                values.fork(plan.threads),
-                Some(stop.clone()),
-            ));
-            let tasks = workers(&|w| Box::pin(read(db.clone(), plan.clone(), w, false, true)));
-            let readers = join(tasks).await;
-            let wall = start.elapsed();
-            stop.set(true);
-            let written = writer.await?;
-            Ok((readers?, wall, Some(written.ops)))
-        }
-    }
-}
-
-type Worker = std::pin::Pin<Box<dyn Future<Output = Result<Meter>>>>;
-
-/// Adds the worker's running time to its meter (db_bench's per-thread seconds).
-async fn timed(worker: Worker) -> Result<Meter> {
-    let start = Instant::now();
-    let mut meter = worker.await?;
-    meter.busy = start.elapsed();
-    Ok(meter)
+    Ok((workers?, wall, written))
 }
 
 async fn join<T: Future<Output = Result<Meter>>>(tasks: Vec<T>) -> Result<Meter> {
@@ -166,6 +142,27 @@ async fn join<T: Future<Output = Result<Meter>>>(tasks: Vec<T>) -> Result<Meter>
     Ok(total)
 }
 
+/// Worker `w` of the benchmark, with its running time in its meter
+/// (db_bench's per-thread seconds).
+async fn work(db: Db, plan: Plan, w: usize, values: ValueGen) -> Result<Meter> {
+    let start = Instant::now();
+    let bench = plan.bench();
+    let mut meter = match bench {
+        Benchmark::FillSeq | Benchmark::FillRandom | Benchmark::Overwrite | Benchmark::FillSync => {
+            write(db, plan, w, values, None).await?
+        }
+        Benchmark::ReadRandom | Benchmark::ReadMissing | Benchmark::ReadWhileWriting => {
+            // Beside readwhilewriting's writer on this core, yield each read.
+            let yield_each = bench == Benchmark::ReadWhileWriting;
+            read(db, plan, w, bench == Benchmark::ReadMissing, yield_each).await?
+        }
+        Benchmark::SeekRandom => seek(db, plan, w).await?,
+        Benchmark::ReadSeq => scan(db, plan, w).await?,
+    };
+    meter.busy = start.elapsed();
+    Ok(meter)
+}
+
 /// Writes worker `w`'s share of the plan, or, with `stop`, writes until told
 /// to stop (readwhilewriting's writer, which yields after every write so the
 /// readers on the same core keep running).
@@ -173,44 +170,31 @@ async fn write(
     db: Db,
     plan: Plan,
     w: usize,
-    mut values: ValueGen,
+    values: ValueGen,
     stop: Option<Rc<Cell<bool>>>,
 ) -> Result<Meter> {
     let opts = WriteOptions {
         sync: plan.sync,
         ..Default::default()
     };
-    let mut keys = plan.worker_keys(w);
-    let mut left = if stop.is_some() {
-        u64::MAX
-    } else {
-        plan.worker_ops(w)
-    };
+    let mut writes = plan.worker_writes(w, values, stop.is_some());
     let mut meter = Meter::new();
-    let mut key = Vec::new();
-    while left > 0 && !stop.as_ref().is_some_and(|s| s.get()) {
-        let n = left.min(plan.batch_size as u64);
+    while let Some(n) = writes.next_write(stop.as_ref().is_some_and(|s| s.get())) {
         let t = Instant::now();
-        let mut bytes = 0;
         if n == 1 {
-            plan.keys.write(keys.next_key(), &mut key);
-            let v = values.next(plan.value_size);
-            bytes += (key.len() + v.len()) as u64;
-            db.put(&key, v, &opts).await.context("ferrisdb put")?;
+            let (key, value) = writes.entry();
+            db.put(key, value, &opts).await.context("ferrisdb put")?;
         } else {
             let mut batch = WriteBatch::new();
             for _ in 0..n {
-                plan.keys.write(keys.next_key(), &mut key);
-                let v = values.next(plan.value_size);
-                bytes += (key.len() + v.len()) as u64;
-                batch.put(key.as_slice(), v);
+                let (key, value) = writes.entry();
+                batch.put(key, value);
             }
             db.write(batch, &opts)
                 .await
                 .context("ferrisdb write batch")?;
         }
-        meter.finish_op(t, n, bytes);
-        left -= n;
+        meter.finish_op(t, n, writes.take_bytes());
         if stop.is_some() {
             yield_now().await;
         }

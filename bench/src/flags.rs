@@ -75,13 +75,18 @@ impl Benchmark {
         )
     }
 
+    /// The benchmark's workers write (the fills and overwrite).
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            Benchmark::FillSeq | Benchmark::FillRandom | Benchmark::Overwrite | Benchmark::FillSync
+        )
+    }
+
     /// The word in db_bench's "Microseconds per <op>:" histogram header.
     pub fn op_word(self) -> &'static str {
         match self {
-            Benchmark::FillSeq
-            | Benchmark::FillRandom
-            | Benchmark::Overwrite
-            | Benchmark::FillSync => "write",
+            b if b.writes() => "write",
             Benchmark::SeekRandom => "seek",
             _ => "read",
         }
@@ -321,7 +326,7 @@ impl EngineArgs {
         if self.value_size > VALUE_SIZE_MAX {
             return Err(format!("--value_size must be at most {VALUE_SIZE_MAX}"));
         }
-        let digits = (self.num - 1).max(1).ilog10() as usize + 1;
+        let digits = crate::workload::KeyFormat::digits(self.num);
         if self.key_size < digits || self.key_size > KEY_SIZE_MAX {
             return Err(format!(
                 "--key_size must be {digits}..={KEY_SIZE_MAX} (keys are zero-padded decimal)"

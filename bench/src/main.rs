@@ -124,7 +124,7 @@ fn run_engine(args: &EngineArgs) -> Result<()> {
             results: &results,
             ratios,
             comparisons: Vec::new(),
-            device_probes: Vec::new(),
+            device_probes: &[],
         };
         report::write_json(path, &doc)?;
     }
@@ -192,10 +192,7 @@ fn run_net(args: &NetArgs) -> Result<()> {
     }
     // The device is shared and its fdatasync rate swings: measure it next
     // to each durable series so a fill can be read against it.
-    let fills = w
-        .benchmarks
-        .iter()
-        .any(|s| s.bench.fresh_db() || s.bench == Benchmark::Overwrite);
+    let fills = w.benchmarks.iter().any(|s| s.bench.writes());
     let device = |when: &str| -> Result<Option<ProbeResult>> {
         if !fills {
             return Ok(None);
@@ -247,15 +244,14 @@ fn run_net(args: &NetArgs) -> Result<()> {
         report::print_comparisons(&blocks);
     }
     if let Some(path) = &w.json {
-        let first_probe = probes.first().cloned();
         let doc = report::Document {
             config: args,
             machine: sysinfo::machine(&w.db),
-            device_probe: first_probe.as_ref(),
+            device_probe: probes.first(),
             results: &results,
             ratios: Vec::new(),
             comparisons: blocks.into_iter().flat_map(|(_, rows)| rows).collect(),
-            device_probes: probes,
+            device_probes: &probes,
         };
         report::write_json(path, &doc)?;
     }

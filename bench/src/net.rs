@@ -8,7 +8,7 @@ use crate::flags::{Benchmark, EngineArgs, NetArgs};
 use crate::meter::Meter;
 use crate::report::{BenchResult, EngineFacts, NetFacts};
 use crate::workload::{Plan, ValueGen};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use ferrisdb_client::{Batch, Client, ClientConfig, KeyBound, ScanOptions, Security};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -88,7 +88,6 @@ async fn series(args: &NetArgs, target: &Target) -> Result<Vec<BenchResult>> {
         let (meter, wall, writes) = run_one(&clients, &plan, &values).await?;
         let dir = target.data_dir.as_deref().unwrap_or(Path::new(""));
         let mut result = BenchResult::new(ENGINE, &plan, &meter, wall, dir, no_facts());
-        result.threads = plan.threads;
         result.background_writes = writes;
         result.network = Some(NetFacts {
             concurrency: plan.threads,
@@ -145,49 +144,20 @@ async fn run_one(
 ) -> Result<(Meter, Duration, Option<u64>)> {
     let start = Instant::now();
     let client = |w: usize| clients[w % clients.len()].clone();
-    let mut tasks = Vec::with_capacity(plan.threads);
     let stop = Arc::new(AtomicBool::new(false));
-    let mut writer = None;
-    match plan.bench() {
-        Benchmark::FillSeq | Benchmark::FillRandom | Benchmark::Overwrite | Benchmark::FillSync => {
-            for w in 0..plan.threads {
-                let work = write(client(w), plan.clone(), w, values.fork(w), None);
-                tasks.push(tokio::spawn(timed(work)));
-            }
-        }
-        Benchmark::ReadRandom | Benchmark::ReadMissing | Benchmark::ReadWhileWriting => {
-            let missing = plan.bench() == Benchmark::ReadMissing;
-            if plan.bench() == Benchmark::ReadWhileWriting {
-                let w = plan.threads;
-                let work = write(
-                    client(w),
-                    plan.clone(),
-                    w,
-                    values.fork(w),
-                    Some(stop.clone()),
-                );
-                writer = Some(tokio::spawn(work));
-            }
-            for w in 0..plan.threads {
-                tasks.push(tokio::spawn(timed(read(
-                    client(w),
-                    plan.clone(),
-                    w,
-                    missing,
-                ))));
-            }
-        }
-        Benchmark::SeekRandom => {
-            for w in 0..plan.threads {
-                tasks.push(tokio::spawn(timed(seek(client(w), plan.clone(), w))));
-            }
-        }
-        Benchmark::ReadSeq => {
-            for w in 0..plan.threads {
-                tasks.push(tokio::spawn(timed(scan(client(w), plan.clone(), w))));
-            }
-        }
-    }
+    let writer = (plan.bench() == Benchmark::ReadWhileWriting).then(|| {
+        let w = plan.threads;
+        tokio::spawn(write(
+            client(w),
+            plan.clone(),
+            w,
+            values.fork(w),
+            Some(stop.clone()),
+        ))
+    });
+    let tasks: Vec<_> = (0..plan.threads)
+        .map(|w| tokio::spawn(work(client(w), plan.clone(), w, values.fork(w))))
+        .collect();
     let mut total = Meter::new();
     let mut failure = None;
     for task in tasks {
@@ -208,10 +178,21 @@ async fn run_one(
     Ok((total, wall, written))
 }
 
-/// Adds the worker's running time to its meter (db_bench's per-thread seconds).
-async fn timed(worker: impl Future<Output = Result<Meter>>) -> Result<Meter> {
+/// Worker `w` of the benchmark, with its running time in its meter
+/// (db_bench's per-thread seconds).
+async fn work(client: Client, plan: Plan, w: usize, values: ValueGen) -> Result<Meter> {
     let start = Instant::now();
-    let mut meter = worker.await?;
+    let bench = plan.bench();
+    let mut meter = match bench {
+        Benchmark::FillSeq | Benchmark::FillRandom | Benchmark::Overwrite | Benchmark::FillSync => {
+            write(client, plan, w, values, None).await?
+        }
+        Benchmark::ReadRandom | Benchmark::ReadMissing | Benchmark::ReadWhileWriting => {
+            read(client, plan, w, bench == Benchmark::ReadMissing).await?
+        }
+        Benchmark::SeekRandom => seek(client, plan, w).await?,
+        Benchmark::ReadSeq => scan(client, plan, w).await?,
+    };
     meter.busy = start.elapsed();
     Ok(meter)
 }
@@ -222,41 +203,29 @@ async fn write(
     client: Client,
     plan: Plan,
     w: usize,
-    mut values: ValueGen,
+    values: ValueGen,
     stop: Option<Arc<AtomicBool>>,
 ) -> Result<Meter> {
-    let mut keys = plan.worker_keys(w);
-    let mut left = if stop.is_some() {
-        u64::MAX
-    } else {
-        plan.worker_ops(w)
-    };
+    let stopped = || stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+    let mut writes = plan.worker_writes(w, values, stop.is_some());
     let mut meter = Meter::new();
-    let mut key = Vec::new();
-    while left > 0 && !stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
-        let n = left.min(plan.batch_size as u64);
+    while let Some(n) = writes.next_write(stopped()) {
         let t = Instant::now();
-        let mut bytes = 0;
         if n == 1 {
-            plan.keys.write(keys.next_key(), &mut key);
-            let v = values.next(plan.value_size);
-            bytes += (key.len() + v.len()) as u64;
-            client.put(&key, v).await.context("node put")?;
+            let (key, value) = writes.entry();
+            client.put(key, value).await.context("node put")?;
         } else {
             let mut batch = Batch::new();
             for _ in 0..n {
-                plan.keys.write(keys.next_key(), &mut key);
-                let v = values.next(plan.value_size);
-                bytes += (key.len() + v.len()) as u64;
-                batch.put(&key, v);
+                let (key, value) = writes.entry();
+                batch.put(key, value);
             }
             client
                 .batch(batch)
                 .await
                 .context("node batch (a batch must stay in one shard)")?;
         }
-        meter.finish_op(t, n, bytes);
-        left -= n;
+        meter.finish_op(t, n, writes.take_bytes());
     }
     Ok(meter)
 }
@@ -322,9 +291,6 @@ async fn scan(client: Client, plan: Plan, w: usize) -> Result<Meter> {
 /// The embedded series for `--compare-embedded`, tagged with `engine` so
 /// that the two variants stay apart in the report.
 pub fn run_embedded(args: &EngineArgs, engine: &'static str) -> Result<Vec<BenchResult>> {
-    if args.benchmarks.is_empty() {
-        bail!("no benchmarks");
-    }
     let mut results = crate::ferris::run_series(args, None)?;
     for r in &mut results {
         r.engine = engine;

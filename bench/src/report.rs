@@ -140,12 +140,12 @@ impl BenchResult {
     /// The figures db_bench does not print.
     pub fn extra_line(&self) -> String {
         let mb = |b: u64| b as f64 / 1048576.0;
+        let rss = self
+            .peak_rss_bytes
+            .map_or("?".to_string(), |b| format!("{:.1} MB", mb(b)));
         if let Some(n) = &self.network {
             // The node's disk and memory are another process's: only the
             // client's own peak and the latency quantiles are ours to show.
-            let rss = self
-                .peak_rss_bytes
-                .map_or("?".to_string(), |b| format!("{:.1} MB", mb(b)));
             return format!(
                 "  [{} {}] concurrency {} over {} connection(s) x {} lanes; client peak_rss {rss}; \
                  p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} micros",
@@ -160,9 +160,6 @@ impl BenchResult {
                 self.max_micros
             );
         }
-        let rss = self
-            .peak_rss_bytes
-            .map_or("?".to_string(), |b| format!("{:.1} MB", mb(b)));
         let mut s = format!(
             "  [{}] peak_rss {rss}; db {:.1} MB ({:.1} MB allocated); write-amp {:.2}; p99 {:.2} micros",
             self.engine,
@@ -342,8 +339,8 @@ pub struct Document<'a, C: Serialize> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub comparisons: Vec<Comparison>,
     /// `net`: the device probe before each durable series, in run order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub device_probes: Vec<ProbeResult>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub device_probes: &'a [ProbeResult],
 }
 
 pub fn write_json<C: Serialize>(path: &Path, doc: &Document<'_, C>) -> Result<()> {

@@ -109,6 +109,9 @@ pub fn run_series(args: &EngineArgs, probe: Option<ProbeResult>) -> Result<Vec<B
     }
     let values = ValueGen::new(args.compression_ratio, args.value_size, args.seed);
     let mut db = Rocks::open(&dir, args)?;
+    // The DB just opened is empty unless --use_existing_db: a first fill
+    // needs no second fresh one.
+    let mut used = args.use_existing_db;
     let mut results = Vec::new();
     for (index, spec) in args.benchmarks.iter().enumerate() {
         if spec.bench.fresh_db() {
@@ -116,10 +119,13 @@ pub fn run_series(args: &EngineArgs, probe: Option<ProbeResult>) -> Result<Vec<B
                 println!("{:<12} : skipped (--use_existing_db is true)", spec.label());
                 continue;
             }
-            drop(db);
-            crate::remove_dir_if_exists(&dir)?;
-            db = Rocks::open(&dir, args)?;
+            if used {
+                drop(db);
+                crate::remove_dir_if_exists(&dir)?;
+                db = Rocks::open(&dir, args)?;
+            }
         }
+        used = true;
         let plan = Plan::new(args, index, *spec);
         crate::sysinfo::reset_peak_rss();
         let run = run_one(&db.db, &plan, &values)?;
@@ -180,7 +186,7 @@ fn run_one(db: &DB, plan: &Plan, values: &ValueGen) -> Result<Run> {
     let writer = writer.transpose()?;
     let written_bytes = match bench {
         Benchmark::ReadWhileWriting => writer.as_ref().map_or(0, |w| w.bytes),
-        b if b.op_word() == "write" => meter.bytes,
+        b if b.writes() => meter.bytes,
         _ => 0,
     };
     Ok(Run {
@@ -200,40 +206,27 @@ fn write(
     db: &DB,
     plan: &Plan,
     w: usize,
-    mut values: ValueGen,
+    values: ValueGen,
     stop: Option<&AtomicBool>,
 ) -> Result<Meter> {
     let mut opts = WriteOptions::default();
     opts.set_sync(plan.sync);
-    let mut keys = plan.worker_keys(w);
-    let mut left = if stop.is_some() {
-        u64::MAX
-    } else {
-        plan.worker_ops(w)
-    };
+    let mut writes = plan.worker_writes(w, values, stop.is_some());
     let mut meter = Meter::new();
-    let mut key = Vec::new();
-    while left > 0 && !stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-        let n = left.min(plan.batch_size as u64);
+    while let Some(n) = writes.next_write(stop.is_some_and(|s| s.load(Ordering::Relaxed))) {
         let t = Instant::now();
-        let mut bytes = 0;
         if n == 1 {
-            plan.keys.write(keys.next_key(), &mut key);
-            let v = values.next(plan.value_size);
-            bytes += (key.len() + v.len()) as u64;
-            db.put_opt(&key, v, &opts).context("rocksdb put")?;
+            let (key, value) = writes.entry();
+            db.put_opt(key, value, &opts).context("rocksdb put")?;
         } else {
             let mut batch = WriteBatch::default();
             for _ in 0..n {
-                plan.keys.write(keys.next_key(), &mut key);
-                let v = values.next(plan.value_size);
-                bytes += (key.len() + v.len()) as u64;
-                batch.put(&key, v);
+                let (key, value) = writes.entry();
+                batch.put(key, value);
             }
             db.write_opt(batch, &opts).context("rocksdb write batch")?;
         }
-        meter.finish_op(t, n, bytes);
-        left -= n;
+        meter.finish_op(t, n, writes.take_bytes());
     }
     Ok(meter)
 }

@@ -108,6 +108,17 @@ mod tests {
         fs::write(dir.path().join("a"), [1u8; 1000]).expect("write");
         fs::write(dir.path().join("sub/b"), [1u8; 24]).expect("write");
         assert_eq!(dir_bytes(dir.path()).apparent, 1024);
-        assert!(machine(dir.path()).nproc >= 1);
+        assert_eq!(dir_bytes(&dir.path().join("missing")).apparent, 0);
+        // The mount holding the directory is found (`/` at worst).
+        let m = machine(dir.path());
+        let abs = fs::canonicalize(dir.path()).expect("canonicalize");
+        assert!(m.nproc >= 1);
+        assert!(
+            m.filesystem
+                .as_ref()
+                .is_some_and(|(_, mount, _)| abs.starts_with(mount)),
+            "{:?}",
+            m.filesystem
+        );
     }
 }

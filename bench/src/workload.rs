@@ -48,9 +48,15 @@ impl KeyFormat {
     /// # Panics
     /// If `size` cannot hold `num - 1` (checked earlier by `EngineArgs::validate`).
     pub fn new(size: usize, num: u64) -> Self {
-        let digits = (num.max(2) - 1).ilog10() as usize + 1;
+        let digits = Self::digits(num);
         assert!(size >= digits, "key_size {size} < {digits} digits");
         KeyFormat { size }
+    }
+
+    /// Decimal digits of the largest key number, `num - 1`: the shortest
+    /// `key_size` for `num` keys.
+    pub fn digits(num: u64) -> usize {
+        (num.max(2) - 1).ilog10() as usize + 1
     }
 
     pub fn write(&self, k: u64, buf: &mut Vec<u8>) {
@@ -214,6 +220,74 @@ impl Plan {
             num: self.num,
         }
     }
+
+    /// Worker `w`'s writes with values from `values`: its share of `ops`,
+    /// or, if `endless` (readwhilewriting's writer), until told to stop.
+    pub fn worker_writes(&self, w: usize, values: ValueGen, endless: bool) -> Writes {
+        Writes {
+            keys: self.worker_keys(w),
+            format: self.keys,
+            values,
+            value_size: self.value_size,
+            batch_size: self.batch_size as u64,
+            left: if endless {
+                u64::MAX
+            } else {
+                self.worker_ops(w)
+            },
+            key: Vec::new(),
+            bytes: 0,
+        }
+    }
+}
+
+/// One worker's stream of writes, each of at most `batch_size` entries,
+/// shared by every engine's write loop:
+///
+/// ```text
+/// while let Some(n) = writes.next_write(stopped) {
+///     // n == 1: put writes.entry(); else a batch of n writes.entry()
+///     meter.finish_op(start, n, writes.take_bytes());
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Writes {
+    keys: KeyStream,
+    format: KeyFormat,
+    values: ValueGen,
+    value_size: usize,
+    batch_size: u64,
+    /// Entries still to write.
+    left: u64,
+    key: Vec<u8>,
+    /// Key and value bytes of the entries since the last `take_bytes`.
+    bytes: u64,
+}
+
+impl Writes {
+    /// Entries in the next write; `None` once the share is written or when
+    /// `stop` is set.
+    pub fn next_write(&mut self, stop: bool) -> Option<u64> {
+        if stop || self.left == 0 {
+            return None;
+        }
+        let n = self.left.min(self.batch_size);
+        self.left -= n;
+        Some(n)
+    }
+
+    /// The next entry: (key, value).
+    pub fn entry(&mut self) -> (&[u8], &[u8]) {
+        self.format.write(self.keys.next_key(), &mut self.key);
+        let value = self.values.next(self.value_size);
+        self.bytes += (self.key.len() + value.len()) as u64;
+        (&self.key, value)
+    }
+
+    /// Key and value bytes of the entries taken since the last call.
+    pub fn take_bytes(&mut self) -> u64 {
+        std::mem::take(&mut self.bytes)
+    }
 }
 
 #[derive(Debug)]
@@ -292,6 +366,36 @@ mod tests {
         }
         seen.sort_unstable();
         assert_eq!(seen, (0..1001).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn writes_batch_the_worker_share() {
+        let args = crate::flags::tests_support::args(&["--num=10", "--batch_size=4"]);
+        let spec = crate::flags::parse_spec("fillseq").expect("known");
+        let plan = Plan::new(&args, 0, spec);
+        let mut writes = plan.worker_writes(0, ValueGen::new(0.5, 100, 1), false);
+        let mut keys = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(n) = writes.next_write(false) {
+            for _ in 0..n {
+                let (key, value) = writes.entry();
+                assert_eq!(value.len(), 100);
+                keys.push(key.to_vec());
+            }
+            sizes.push((n, writes.take_bytes()));
+        }
+        assert_eq!(sizes, [(4, 4 * 116), (4, 4 * 116), (2, 2 * 116)]);
+        assert_eq!(
+            keys.first().map(Vec::as_slice),
+            Some(&b"0000000000000000"[..])
+        );
+        assert_eq!(
+            keys.last().map(Vec::as_slice),
+            Some(&b"0000000000000009"[..])
+        );
+        let mut endless = plan.worker_writes(1, ValueGen::new(0.5, 100, 1), true);
+        assert_eq!(endless.next_write(false), Some(4));
+        assert_eq!(endless.next_write(true), None);
     }
 
     #[test]

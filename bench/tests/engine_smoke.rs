@@ -2,7 +2,9 @@
 //! never rots: every benchmark prints a db_bench line, the JSON holds every
 //! result with the right op counts, and reads find what fills wrote.
 
-use std::process::Command;
+mod support;
+
+use support::{bench_err, bench_ok, read_json};
 
 const BENCHMARKS: [&str; 9] = [
     "fillseq",
@@ -38,24 +40,14 @@ fn every_benchmark_reports_in_db_bench_format_and_json() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("ferrisdb");
     let json = tmp.path().join("out.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrisdb-bench"))
-        .args([
-            "engine",
-            "--num=2000",
-            &format!("--benchmarks={},fillsync[threads=8]", BENCHMARKS.join(",")),
-            &format!("--db={}", db.display()),
-            &format!("--json={}", json.display()),
-            "--fsync_probe_secs=0.1",
-        ])
-        .output()
-        .expect("run ferrisdb-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {}\n{stdout}\n{stderr}",
-        out.status
-    );
+    let stdout = bench_ok(&[
+        "engine",
+        "--num=2000",
+        &format!("--benchmarks={},fillsync[threads=8]", BENCHMARKS.join(",")),
+        &format!("--db={}", db.display()),
+        &format!("--json={}", json.display()),
+        "--fsync_probe_secs=0.1",
+    ]);
 
     for name in BENCHMARKS {
         assert!(
@@ -82,9 +74,7 @@ fn every_benchmark_reports_in_db_bench_format_and_json() {
     assert!(stdout.contains("Percentiles: P50: "));
     assert!(stdout.lines().any(|l| l.starts_with("fsync-probe  : ")));
 
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
-            .expect("json parses");
+    let doc = read_json(&json);
     let results = doc["results"].as_array().expect("results");
     let names: Vec<&str> = results
         .iter()
@@ -158,24 +148,11 @@ fn every_benchmark_reports_in_db_bench_format_and_json() {
 fn use_existing_db_skips_fills_and_reads_what_is_there() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("db");
+    let db_flag = format!("--db={}", db.display());
     let run = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_ferrisdb-bench"))
-            .args([
-                "engine",
-                "--num=500",
-                "--histogram=0",
-                &format!("--db={}", db.display()),
-            ])
-            .args(extra)
-            .output()
-            .expect("run ferrisdb-bench");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        let mut args = vec!["engine", "--num=500", "--histogram=0", &db_flag];
+        args.extend_from_slice(extra);
+        bench_ok(&args)
     };
     run(&["--benchmarks=fillrandom"]);
     let text = run(&["--benchmarks=fillseq,readrandom", "--use_existing_db"]);
@@ -192,15 +169,11 @@ fn use_existing_db_skips_fills_and_reads_what_is_there() {
 
 #[test]
 fn bad_flags_fail_with_a_message() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrisdb-bench"))
-        .args([
-            "engine",
-            "--num=100000",
-            "--key_size=3",
-            "--benchmarks=fillseq",
-        ])
-        .output()
-        .expect("run ferrisdb-bench");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--key_size"));
+    let stderr = bench_err(&[
+        "engine",
+        "--num=100000",
+        "--key_size=3",
+        "--benchmarks=fillseq",
+    ]);
+    assert!(stderr.contains("--key_size"), "{stderr}");
 }

@@ -11,8 +11,11 @@
 //! lock while tests run), then takes `ferrisdb` from the directory that
 //! holds `ferrisdb-bench`. `FERRISDB_BIN=/path/to/ferrisdb` skips the build.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::{bench_err, bench_ok, read_json};
 
 /// The `ferrisdb` binary of this workspace, built with this test's profile.
 fn ferrisdb_binary() -> PathBuf {
@@ -56,30 +59,20 @@ fn net_mode_against_a_spawned_node_reports_like_engine_mode() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("ferrisdb");
     let json = tmp.path().join("net.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrisdb-bench"))
-        .args([
-            "net",
-            &format!("--spawn-node={}", node.display()),
-            "--cores=2",
-            "--num=300",
-            "--benchmarks=fillrandom,readrandom,readmissing,seekrandom",
-            "--concurrency=8",
-            "--connections=2",
-            "--compare-embedded",
-            "--fsync_probe_secs=0.1",
-            "--node_settle_secs=5",
-            &format!("--db={}", db.display()),
-            &format!("--json={}", json.display()),
-        ])
-        .output()
-        .expect("run ferrisdb-bench net");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {}\n{stdout}\n{stderr}",
-        out.status
-    );
+    let stdout = bench_ok(&[
+        "net",
+        &format!("--spawn-node={}", node.display()),
+        "--cores=2",
+        "--num=300",
+        "--benchmarks=fillrandom,readrandom,readmissing,seekrandom",
+        "--concurrency=8",
+        "--connections=2",
+        "--compare-embedded",
+        "--fsync_probe_secs=0.1",
+        "--node_settle_secs=5",
+        &format!("--db={}", db.display()),
+        &format!("--json={}", json.display()),
+    ]);
 
     assert!(stdout.contains("=== ferrisdb-net (127.0.0.1:"), "{stdout}");
     let found: Vec<&str> = stdout
@@ -116,9 +109,7 @@ fn net_mode_against_a_spawned_node_reports_like_engine_mode() {
         "{stdout}"
     );
 
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
-            .expect("json parses");
+    let doc = read_json(&json);
     let results = doc["results"].as_array().expect("results");
     let engines: Vec<&str> = results
         .iter()
@@ -173,15 +164,11 @@ fn net_mode_against_a_spawned_node_reports_like_engine_mode() {
 
 #[test]
 fn net_mode_refuses_ambiguous_targets() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrisdb-bench"))
-        .args([
-            "net",
-            "--endpoint=127.0.0.1:9",
-            "--spawn-node",
-            "--benchmarks=fillrandom",
-        ])
-        .output()
-        .expect("run ferrisdb-bench");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("exclude each other"));
+    let stderr = bench_err(&[
+        "net",
+        "--endpoint=127.0.0.1:9",
+        "--spawn-node",
+        "--benchmarks=fillrandom",
+    ]);
+    assert!(stderr.contains("exclude each other"), "{stderr}");
 }

@@ -53,11 +53,20 @@ struct Inner {
     map: RwLock<Arc<ShardMap>>,
     /// Serializes map refreshes, so a burst of stale replies fetches once.
     map_refresh: tokio::sync::Mutex<()>,
-    cores: Mutex<HashMap<SocketAddr, Arc<CoreSlot>>>,
+    cores: Mutex<HashMap<SocketAddr, CoreEntry>>,
     next_id: AtomicU64,
 }
 
-/// The connection to one core, and its reconnection state.
+/// One core in the core table: its live connection, if any (the fast path
+/// of every request: one lock of the table), and the slot that serializes
+/// connecting to it.
+#[derive(Default)]
+struct CoreEntry {
+    live: Option<Arc<CoreConnection>>,
+    slot: Arc<CoreSlot>,
+}
+
+/// The reconnection state of one core.
 #[derive(Default)]
 struct CoreSlot {
     state: tokio::sync::Mutex<SlotState>,
@@ -278,8 +287,15 @@ impl Client {
                 Some(key) => shard_of(&map, key).core,
                 None => 0,
             };
-            let mut responses = self.send(core, &map, &mut frame, deadline).await?;
-            let reply = self.within(deadline, responses.next()).await??;
+            // One deadline timer for sending and the reply.
+            let reply = self
+                .within(deadline, async {
+                    let mut responses = self
+                        .send_unbounded(core, &map, &mut frame, deadline)
+                        .await?;
+                    responses.next().await
+                })
+                .await??;
             self.observe_map_version(reply.shard_map_version, deadline)
                 .await;
             match reply.response {
@@ -312,13 +328,22 @@ impl Client {
         frame: &mut RequestFrame,
         deadline: Instant,
     ) -> Result<Responses, Error> {
+        self.within(deadline, self.send_unbounded(core, map, frame, deadline))
+            .await?
+    }
+
+    /// [`Client::send`] without its own deadline timer, for callers that
+    /// bound the whole exchange with one.
+    async fn send_unbounded(
+        &self,
+        core: u32,
+        map: &ShardMap,
+        frame: &mut RequestFrame,
+        deadline: Instant,
+    ) -> Result<Responses, Error> {
         let addr = self.core_addr(core, map)?;
         self.stamp(frame, map.version, deadline);
-        self.within(deadline, async {
-            let connection = self.connection(addr).await?;
-            connection.send(frame).await
-        })
-        .await?
+        self.connection(addr).await?.send(frame).await
     }
 
     /// Reads the next response of a scan part within `deadline` and notes
@@ -444,14 +469,14 @@ impl Client {
     /// failed attempts, waits out the backoff first (callers bound this with
     /// their deadline).
     async fn connection(&self, addr: SocketAddr) -> Result<Arc<CoreConnection>, Error> {
-        let slot = self
-            .inner
-            .cores
-            .lock()
-            .expect("core table poisoned")
-            .entry(addr)
-            .or_default()
-            .clone();
+        let slot = {
+            let mut cores = self.inner.cores.lock().expect("core table poisoned");
+            let entry = cores.entry(addr).or_default();
+            match &entry.live {
+                Some(connection) if connection.is_alive() => return Ok(connection.clone()),
+                _ => entry.slot.clone(),
+            }
+        };
         let mut state = slot.state.lock().await;
         if let Some(connection) = &state.connection {
             if connection.is_alive() {
@@ -459,6 +484,7 @@ impl Client {
             }
             tracing::info!(%addr, "connection lost; reconnecting");
             state.connection = None;
+            self.set_live(addr, None);
         }
         if let Some(retry_at) = state.retry_at {
             tokio::time::sleep_until(retry_at).await;
@@ -484,6 +510,7 @@ impl Client {
                     failures: 0,
                     retry_at: None,
                 };
+                self.set_live(addr, Some(connection.clone()));
                 Ok(connection)
             }
             Err(err) => {
@@ -498,6 +525,13 @@ impl Client {
                 Err(err)
             }
         }
+    }
+
+    /// Publishes `addr`'s connection for the fast path (or withdraws it).
+    /// Called with the core's slot locked, so it never races a reconnect.
+    fn set_live(&self, addr: SocketAddr, connection: Option<Arc<CoreConnection>>) {
+        let mut cores = self.inner.cores.lock().expect("core table poisoned");
+        cores.entry(addr).or_default().live = connection;
     }
 }
 

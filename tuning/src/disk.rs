@@ -119,9 +119,15 @@ pub fn measure(opts: &DiskOptions, mut progress: impl FnMut(Step)) -> Result<IoP
             opts.dir.display()
         )));
     }
+    for stale in remove_stale_test_files(&opts.dir) {
+        progress(Step::Warning(format!(
+            "removed {}, left by an interrupted run",
+            stale.display()
+        )));
+    }
     let test = TestFile(
         opts.dir
-            .join(format!(".ferrisdb-tune-disk-{}", std::process::id())),
+            .join(format!("{TEST_FILE_PREFIX}{}", std::process::id())),
     );
     let bytes = opts.file_bytes_rounded();
     let classify = |e| classify(e, &opts.dir, fs, bytes);
@@ -182,6 +188,26 @@ pub fn measure(opts: &DiskOptions, mut progress: impl FnMut(Step)) -> Result<IoP
         random_read,
         fdatasync,
     })
+}
+
+/// Test files are `{TEST_FILE_PREFIX}{pid}`.
+const TEST_FILE_PREFIX: &str = ".ferrisdb-tune-disk-";
+
+/// Removes test files of runs whose process is gone (killed before it
+/// could clean up); returns their paths.
+fn remove_stale_test_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let pid: u32 = name.strip_prefix(TEST_FILE_PREFIX)?.parse().ok()?;
+            let alive = Path::new("/proc").join(pid.to_string()).exists();
+            (!alive && std::fs::remove_file(e.path()).is_ok()).then(|| e.path())
+        })
+        .collect()
 }
 
 /// Removes the test file when the measurement ends, however it ends.

@@ -52,6 +52,24 @@ fn tiny_run_measures_everything_and_writes_a_readable_file() {
     assert_eq!(IoProperties::read(&path).expect("read back"), props);
 }
 
+/// A test file left by a killed run (its pid is gone) is removed and
+/// reported; one of a live process (this one's pid) is left alone.
+#[test]
+fn test_files_of_dead_runs_are_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Pids are below 2^22 on Linux, so this one is never running.
+    let stale = dir.path().join(format!("{TEST_FILE_PREFIX}4294967295"));
+    let live = dir
+        .path()
+        .join(format!("{TEST_FILE_PREFIX}{}", std::process::id()));
+    let other = dir.path().join(format!("{TEST_FILE_PREFIX}x"));
+    for f in [&stale, &live, &other] {
+        std::fs::write(f, b"old").expect("write");
+    }
+    assert_eq!(remove_stale_test_files(dir.path()), vec![stale.clone()]);
+    assert!(!stale.exists() && live.exists() && other.exists());
+}
+
 #[test]
 fn missing_directories_and_files_are_refused_before_any_io() {
     let dir = tempfile::tempdir().expect("tempdir");

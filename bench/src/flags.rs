@@ -413,6 +413,11 @@ pub struct NetArgs {
     /// Cores of the spawned node.
     #[arg(long, default_value_t = 2)]
     pub cores: usize,
+    /// Configuration file of the spawned node (`ferrisdb start --config`),
+    /// e.g. one written by `ferrisdb tune config`; the flags the benchmark
+    /// passes (--cores, --insecure, addresses, data directory) override it.
+    #[arg(long = "node-config", alias = "node_config", value_name = "FILE")]
+    pub node_config: Option<PathBuf>,
     /// Before the first benchmark, wait (at most this long) until the
     /// spawned node's data directory stops growing: a fresh node zero-fills
     /// its shards' WAL segments in the background. 0: start at once.
@@ -461,6 +466,9 @@ impl NetArgs {
                 return Err("--endpoint and --spawn-node exclude each other".into());
             }
             _ => {}
+        }
+        if self.node_config.is_some() && self.spawn_node.is_none() {
+            return Err("--node-config needs --spawn-node".into());
         }
         let tls = [&self.ca_cert, &self.cert, &self.key];
         let tls_given = tls.iter().filter(|f| f.is_some()).count();
@@ -620,6 +628,10 @@ mod tests {
         let a = net_args(&["--spawn-node", "--num=300", "--concurrency=8"]);
         assert_eq!(a.spawn_node, Some(PathBuf::from(SPAWN_NODE_BESIDE)));
         assert_eq!((a.concurrency, a.connections, a.cores), (8, 1, 2));
+        assert_eq!(a.node_config, None);
+        let configured = net_args(&["--spawn-node", "--node-config=n.toml"]);
+        assert_eq!(configured.node_config, Some(PathBuf::from("n.toml")));
+        assert!(configured.validate().is_ok());
         assert!(a.validate().is_ok());
         let plan = a.network_plan_args();
         assert_eq!((plan.threads, plan.num), (8, 300));
@@ -633,6 +645,11 @@ mod tests {
             vec!["--endpoint=127.0.0.1:7400", "--insecure", "--cert=c.pem"],
             vec!["--endpoint=127.0.0.1:7400", "--ca-cert=ca.pem"],
             vec!["--endpoint=127.0.0.1:7400", "--spawn-node=x", "--insecure"],
+            vec![
+                "--endpoint=127.0.0.1:7400",
+                "--insecure",
+                "--node-config=n.toml",
+            ],
             vec!["--spawn-node", "--concurrency=0"],
             vec!["--spawn-node", "--engine=rocksdb"],
             vec![],

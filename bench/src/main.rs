@@ -160,7 +160,11 @@ fn run_net(args: &NetArgs) -> Result<()> {
                 })
                 .collect();
             Some(node_proc::NodeProcess::start(
-                &binary, args.cores, &dir, &splits,
+                &binary,
+                args.cores,
+                &dir,
+                &splits,
+                args.node_config.as_deref(),
             )?)
         }
         None => None,

@@ -48,14 +48,16 @@ pub fn locate_binary(given: &Path) -> Result<PathBuf> {
 }
 
 impl NodeProcess {
-    /// Starts `binary` with `cores` cores and a fresh data directory
-    /// `data_dir` (removed first if it exists), and returns once it is
+    /// Starts `binary` with `cores` cores, a fresh data directory
+    /// `data_dir` (removed first if it exists) and, if given, the
+    /// configuration file `config` under the flags; returns once it is
     /// listening.
     pub fn start(
         binary: &Path,
         cores: usize,
         data_dir: &Path,
         split_keys: &[String],
+        config: Option<&Path>,
     ) -> Result<NodeProcess> {
         crate::remove_dir_if_exists(data_dir)?;
         std::fs::create_dir_all(data_dir)
@@ -72,6 +74,9 @@ impl NodeProcess {
             .with_context(|| format!("create node log {}", log_path.display()))?;
         let mut command = Command::new(binary);
         command.arg("start");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
         if !split_keys.is_empty() {
             command.arg("--split-keys").arg(split_keys.join(","));
         }

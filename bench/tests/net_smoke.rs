@@ -59,9 +59,17 @@ fn net_mode_against_a_spawned_node_reports_like_engine_mode() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("ferrisdb");
     let json = tmp.path().join("net.json");
+    // A configuration file for the node, under the benchmark's flags.
+    let node_config = tmp.path().join("node.toml");
+    std::fs::write(
+        &node_config,
+        "log_format = \"json\"\nio_depth = 8\ncores = 1\n",
+    )
+    .expect("write node config");
     let stdout = bench_ok(&[
         "net",
         &format!("--spawn-node={}", node.display()),
+        &format!("--node-config={}", node_config.display()),
         "--cores=2",
         "--num=300",
         "--benchmarks=fillrandom,readrandom,readmissing,seekrandom",
@@ -150,6 +158,16 @@ fn net_mode_against_a_spawned_node_reports_like_engine_mode() {
     assert_eq!(doc["device_probes"].as_array().map(Vec::len), Some(2));
     assert!(stdout.contains("(before the network run)"), "{stdout}");
     assert_eq!(doc["config"]["workload"]["num"], 300);
+    let log = std::fs::read_dir(tmp.path())
+        .expect("read tmp")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| std::fs::read_to_string(e.path()).expect("read node log"))
+        .expect("the node's log is kept");
+    assert!(
+        log.contains("\"io_depth\":8") && log.contains("\"cores\":2"),
+        "the node ran with --node-config under --cores=2: {log}"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .expect("read tmp")
         .flatten()

@@ -3,9 +3,11 @@
 //! It owns executor bootstrap ([`executor`]), aligned DMA buffers and direct-I/O
 //! files behind the [`Disk`] trait (a real implementation on glommio's `DmaFile`
 //! and a deterministic simulated one for tests), a small single-threaded
-//! [`notify::Notify`], and the segmented, checksummed append-only [`log`] with
+//! [`notify::Notify`], the per-executor cap on disk operations in flight
+//! ([`depth`]), and the segmented, checksummed append-only [`log`] with
 //! group commit that both the engine WAL and the Raft log are built on.
 
+pub mod depth;
 pub mod disk;
 mod error;
 pub mod executor;

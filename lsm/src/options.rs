@@ -1,5 +1,6 @@
 //! Engine options with their defaults. See docs/engine.md for the trade-offs.
 
+use crate::compaction::PlannerOptions;
 use crate::error::{Error, Result};
 
 /// Where durability of writes comes from.
@@ -40,6 +41,10 @@ pub struct Options {
     pub levels: usize,
     /// Target size of an SST produced by compaction.
     pub sst_bytes_target: u64,
+    /// Most bytes per second one compaction writes (0: no limit). Keeps a
+    /// compaction from taking all of a slow device's bandwidth from the WAL
+    /// and from reads; flushes are never paced (they unblock writers).
+    pub compaction_bytes_per_sec: u64,
     /// WAL segment size.
     pub wal_segment_bytes: u64,
     /// Limits on what one write may carry.
@@ -66,6 +71,7 @@ impl Default for Options {
             level_size_multiplier: 10,
             levels: 7,
             sst_bytes_target: 64 << 20,
+            compaction_bytes_per_sec: 0,
             wal_segment_bytes: 64 << 20,
             key_bytes_max: 10 * 1024,
             value_bytes_max: 1 << 20,
@@ -76,6 +82,16 @@ impl Default for Options {
 }
 
 impl Options {
+    /// What the compaction planner sees of these options; the engine and
+    /// the compaction simulator (`ferrisdb tune compaction`) both plan with it.
+    pub fn planner_options(&self) -> PlannerOptions {
+        PlannerOptions {
+            l0_trigger: self.l0_compaction_trigger,
+            level1_bytes: self.level1_bytes_max,
+            multiplier: self.level_size_multiplier,
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |why: &str| Err(Error::InvalidArgument(format!("options: {why}")));
         if self.memtable_bytes_max < 4096 {

@@ -330,3 +330,45 @@ fn external_log_mode_records_the_applied_index_at_each_flush() {
         );
     });
 }
+
+/// `compaction_bytes_per_sec` holds a compaction to its rate: a full
+/// compaction writing W bytes at R bytes/s takes at least about W / R.
+#[test]
+fn compaction_rate_limit_paces_compaction_output() {
+    const RATE: u64 = 2 << 20;
+    run_local(|| async {
+        let dir = PathBuf::from("/db");
+        let opts = Options {
+            compaction_bytes_per_sec: RATE,
+            ..small_options()
+        };
+        let engine = Engine::open(SimDisk::new(1), &dir, opts)
+            .await
+            .expect("open");
+        for i in 0..6000 {
+            engine
+                .put(&key(i), &value(i, 0), &NOSYNC)
+                .await
+                .expect("put");
+        }
+        engine.flush().await.expect("flush");
+        let before = engine.stats().compaction_write_bytes;
+        let started = std::time::Instant::now();
+        engine.compact_range(None, None).await.expect("compact");
+        let elapsed = started.elapsed();
+        let written = engine.stats().compaction_write_bytes - before;
+        assert!(
+            written > 1 << 20,
+            "the compaction rewrote the data: {written} bytes"
+        );
+        let due = std::time::Duration::from_secs_f64(written as f64 / RATE as f64);
+        // The last step of up to 64 KiB of each merge (one per level) may
+        // be unpaced.
+        let slack = std::time::Duration::from_secs_f64(6.0 * (64 << 10) as f64 / RATE as f64);
+        assert!(
+            elapsed + slack >= due,
+            "{written} bytes at {RATE} B/s took {elapsed:?}, due {due:?}"
+        );
+        engine.close().await.expect("close");
+    });
+}

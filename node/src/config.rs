@@ -6,6 +6,8 @@
 //! process environment, calls it, then checks what depends on the machine
 //! (CPUs available, TLS files readable). `docs/operations.md` lists every key.
 
+mod tuned;
+
 use crate::cert;
 use anyhow::{Context, bail};
 use ferrisdb_proto::tls;
@@ -68,6 +70,17 @@ pub struct NodeConfig {
     pub block_cache_bytes: u64,
     /// Deadline of a request that carries none, in milliseconds.
     pub request_timeout_ms: u32,
+    /// Disk operations each core keeps in flight at most.
+    pub io_depth: u32,
+    /// CPU shares of each core's background queue (flush, compaction)
+    /// against the foreground's 1000.
+    pub background_shares: u32,
+    /// Output bytes per second of each core's compactions (0: no limit).
+    pub compaction_bytes_per_sec: u64,
+    /// The io_properties.toml the device settings not set explicitly came
+    /// from, if one was found (`config/tuned.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_properties: Option<PathBuf>,
     /// Last, because TOML writes tables after plain values.
     pub tls: TlsFiles,
 }
@@ -88,6 +101,13 @@ pub const BLOCK_CACHE_BYTES_DEFAULT: u64 = 256 << 20;
 pub const BLOCK_CACHE_BYTES_MIN: u64 = 1 << 20;
 pub const BLOCK_CACHE_BYTES_MAX: u64 = 1 << 40;
 pub const REQUEST_TIMEOUT_MS_DEFAULT: u32 = 10_000;
+pub const IO_DEPTH_DEFAULT: u32 = ferrisdb_io::executor::IO_DEPTH_DEFAULT as u32;
+pub const IO_DEPTH_MAX: u32 = ferrisdb_io::executor::IO_DEPTH_MAX as u32;
+pub const BACKGROUND_SHARES_DEFAULT: u32 = ferrisdb_io::executor::BACKGROUND_SHARES_DEFAULT as u32;
+pub const BACKGROUND_SHARES_MAX: u32 = ferrisdb_io::executor::BACKGROUND_SHARES_MAX as u32;
+/// 0 (no limit) or at least this: slower compaction falls behind any load.
+pub const COMPACTION_BYTES_PER_SEC_MIN: u64 = 1 << 20;
+pub const COMPACTION_BYTES_PER_SEC_MAX: u64 = 1 << 40;
 /// A request may not ask for a longer deadline either (protocol limit).
 pub const REQUEST_TIMEOUT_MS_MAX: u32 = ferrisdb_proto::limits::REQUEST_TIMEOUT_MS_MAX;
 
@@ -114,8 +134,12 @@ pub const ENV_REQUEST_TIMEOUT_MS: &str = "FERRISDB_REQUEST_TIMEOUT_MS";
 pub const ENV_CA_CERT: &str = "FERRISDB_CA_CERT";
 pub const ENV_CERT: &str = "FERRISDB_CERT";
 pub const ENV_KEY: &str = "FERRISDB_KEY";
+pub const ENV_IO_DEPTH: &str = "FERRISDB_IO_DEPTH";
+pub const ENV_BACKGROUND_SHARES: &str = "FERRISDB_BACKGROUND_SHARES";
+pub const ENV_COMPACTION_BYTES_PER_SEC: &str = "FERRISDB_COMPACTION_BYTES_PER_SEC";
+pub const ENV_IO_PROPERTIES: &str = "FERRISDB_IO_PROPERTIES";
 /// Every variable this module reads; no other is looked at.
-pub const ENV_NAMES: [&str; 15] = [
+pub const ENV_NAMES: [&str; 19] = [
     ENV_CONFIG,
     ENV_DATA_DIR,
     ENV_LISTEN,
@@ -131,6 +155,10 @@ pub const ENV_NAMES: [&str; 15] = [
     ENV_CA_CERT,
     ENV_CERT,
     ENV_KEY,
+    ENV_IO_DEPTH,
+    ENV_BACKGROUND_SHARES,
+    ENV_COMPACTION_BYTES_PER_SEC,
+    ENV_IO_PROPERTIES,
 ];
 
 impl NodeConfig {
@@ -214,6 +242,18 @@ pub struct ConfigArgs {
     /// Deadline of a request that carries none [default: 10000] [env: FERRISDB_REQUEST_TIMEOUT_MS].
     #[arg(long, value_name = "MS")]
     pub request_timeout_ms: Option<u32>,
+    /// Disk operations each core keeps in flight [default: from io_properties.toml, else 256] [env: FERRISDB_IO_DEPTH].
+    #[arg(long, value_name = "N")]
+    pub io_depth: Option<u32>,
+    /// CPU shares of each core's flush and compaction queue against the foreground's 1000 [default: from io_properties.toml, else 250] [env: FERRISDB_BACKGROUND_SHARES].
+    #[arg(long, value_name = "N")]
+    pub background_shares: Option<u32>,
+    /// Compaction output per core per second, 0 for no limit [default: from io_properties.toml, else 0] [env: FERRISDB_COMPACTION_BYTES_PER_SEC].
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub compaction_bytes_per_sec: Option<u64>,
+    /// Device measurements from `ferrisdb tune disk` [default: DATA_DIR/io_properties.toml if present] [env: FERRISDB_IO_PROPERTIES].
+    #[arg(long, value_name = "FILE")]
+    pub io_properties: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -240,6 +280,11 @@ struct Layer {
     #[serde(default, deserialize_with = "de_bytes")]
     block_cache_bytes: Option<u64>,
     request_timeout_ms: Option<u32>,
+    io_depth: Option<u32>,
+    background_shares: Option<u32>,
+    #[serde(default, deserialize_with = "de_bytes")]
+    compaction_bytes_per_sec: Option<u64>,
+    io_properties: Option<PathBuf>,
     #[serde(default)]
     tls: TlsFiles,
 }
@@ -259,6 +304,12 @@ impl Layer {
             memtable_bytes: higher.memtable_bytes.or(self.memtable_bytes),
             block_cache_bytes: higher.block_cache_bytes.or(self.block_cache_bytes),
             request_timeout_ms: higher.request_timeout_ms.or(self.request_timeout_ms),
+            io_depth: higher.io_depth.or(self.io_depth),
+            background_shares: higher.background_shares.or(self.background_shares),
+            compaction_bytes_per_sec: higher
+                .compaction_bytes_per_sec
+                .or(self.compaction_bytes_per_sec),
+            io_properties: higher.io_properties.or(self.io_properties),
             tls: TlsFiles {
                 ca_cert: higher.tls.ca_cert.or(self.tls.ca_cert),
                 cert: higher.tls.cert.or(self.tls.cert),
@@ -326,6 +377,14 @@ impl Layer {
                 get(ENV_REQUEST_TIMEOUT_MS),
                 from_str,
             )?,
+            io_depth: parsed(ENV_IO_DEPTH, get(ENV_IO_DEPTH), from_str)?,
+            background_shares: parsed(ENV_BACKGROUND_SHARES, get(ENV_BACKGROUND_SHARES), from_str)?,
+            compaction_bytes_per_sec: parsed(
+                ENV_COMPACTION_BYTES_PER_SEC,
+                get(ENV_COMPACTION_BYTES_PER_SEC),
+                parse_bytes,
+            )?,
+            io_properties: get(ENV_IO_PROPERTIES).map(PathBuf::from),
             tls: TlsFiles {
                 ca_cert: get(ENV_CA_CERT).map(PathBuf::from),
                 cert: get(ENV_CERT).map(PathBuf::from),
@@ -348,6 +407,10 @@ impl Layer {
             memtable_bytes: args.memtable_bytes,
             block_cache_bytes: args.block_cache_bytes,
             request_timeout_ms: args.request_timeout_ms,
+            io_depth: args.io_depth,
+            background_shares: args.background_shares,
+            compaction_bytes_per_sec: args.compaction_bytes_per_sec,
+            io_properties: args.io_properties.clone(),
             tls: TlsFiles {
                 ca_cert: args.ca_cert.clone(),
                 cert: args.cert.clone(),
@@ -367,11 +430,24 @@ pub struct ConfigFile<'a> {
 /// Merges defaults < file < environment < flags and checks every rule that
 /// does not depend on the machine. Pure: `env` stands for the process
 /// environment and is asked only for the `FERRISDB_*` names this module
-/// knows (others are left alone: test suites use some).
+/// knows (others are left alone: test suites use some). No io_properties.toml
+/// is read ([`resolve_with`] reads one; the node uses that).
+#[cfg(test)]
 pub fn resolve(
     file: Option<ConfigFile<'_>>,
     env: &dyn Fn(&str) -> Option<String>,
     args: &ConfigArgs,
+) -> anyhow::Result<NodeConfig> {
+    resolve_with(file, env, args, &|_| Ok(None))
+}
+
+/// [`resolve`], with the device settings left unset taken from the
+/// io_properties.toml that `io_properties` reads (`None`: no such file).
+pub fn resolve_with(
+    file: Option<ConfigFile<'_>>,
+    env: &dyn Fn(&str) -> Option<String>,
+    args: &ConfigArgs,
+    io_properties: &tuned::IoReader<'_>,
 ) -> anyhow::Result<NodeConfig> {
     let file = match file {
         Some(f) => Layer::from_file(f.path, f.text)?,
@@ -385,11 +461,19 @@ pub fn resolve(
             "no data directory: pass --data-dir DIR, set {ENV_DATA_DIR} or set data_dir in the config file"
         );
     };
+    let cores = merged.cores.unwrap_or(CORES_DEFAULT);
+    let device = tuned::DeviceLayer {
+        io_depth: merged.io_depth,
+        background_shares: merged.background_shares,
+        compaction_bytes_per_sec: merged.compaction_bytes_per_sec,
+        io_properties: merged.io_properties,
+    }
+    .resolve(&data_dir, cores, io_properties)?;
     let config = NodeConfig {
         data_dir,
         listen: merged.listen.unwrap_or(LISTEN_DEFAULT),
         admin: merged.admin.unwrap_or(ADMIN_DEFAULT),
-        cores: merged.cores.unwrap_or(CORES_DEFAULT),
+        cores,
         shards_per_core: merged.shards_per_core.unwrap_or(SHARDS_PER_CORE_DEFAULT),
         split_keys: merged.split_keys.unwrap_or_default(),
         insecure: merged.insecure.unwrap_or(false),
@@ -401,6 +485,10 @@ pub fn resolve(
         request_timeout_ms: merged
             .request_timeout_ms
             .unwrap_or(REQUEST_TIMEOUT_MS_DEFAULT),
+        io_depth: device.io_depth,
+        background_shares: device.background_shares,
+        compaction_bytes_per_sec: device.compaction_bytes_per_sec,
+        io_properties: device.io_properties,
         tls: merged.tls,
     };
     validate(&config)?;
@@ -450,6 +538,7 @@ fn validate(c: &NodeConfig) -> anyhow::Result<()> {
             c.request_timeout_ms
         );
     }
+    tuned::validate(c)?;
     if c.insecure {
         // Nothing the node serves is authenticated in insecure mode, so
         // nothing it binds may be reachable from another machine.
@@ -554,7 +643,7 @@ pub fn load(args: &ConfigArgs) -> anyhow::Result<NodeConfig> {
         .as_deref()
         .zip(text.as_deref())
         .map(|(path, text)| ConfigFile { path, text });
-    let config = resolve(file, &env, args)?;
+    let config = resolve_with(file, &env, args, &tuned::read_io_properties)?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     check_host(&config, cpus)?;
     Ok(config)

@@ -67,6 +67,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         memtable_bytes: crate::config::MEMTABLE_BYTES_DEFAULT,
         block_cache_bytes: 64 << 20,
         request_timeout_ms: 10_000,
+        io_depth: crate::config::IO_DEPTH_DEFAULT,
+        background_shares: crate::config::BACKGROUND_SHARES_DEFAULT,
+        compaction_bytes_per_sec: 0,
+        io_properties: None,
         tls: TlsFiles {
             ca_cert: Some(certs.ca.cert.clone()),
             cert: Some(certs.node.cert.clone()),

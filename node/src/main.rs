@@ -2,7 +2,8 @@
 //!
 //! `start` runs a node; `cert` makes certificates; `config print` shows the
 //! effective configuration; `shell` and `status` talk to a running node;
-//! `inspect` gives read-only, offline views of a data directory.
+//! `inspect` gives read-only, offline views of a data directory; `tune`
+//! measures the disk, derives a configuration and simulates compaction.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ mod logging;
 mod metrics;
 mod server;
 mod shell;
+mod tune;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -57,6 +59,9 @@ enum Command {
     /// Read-only views of data files: WAL, SSTables, manifest, whole directories.
     #[command(subcommand)]
     Inspect(inspect::InspectCommand),
+    /// Measure the disk, derive a configuration, simulate compaction.
+    #[command(subcommand)]
+    Tune(tune::TuneCommand),
 }
 
 /// Exit status when a command found a problem or could not run.
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
         Command::Shell(args) => shell::run_shell(args),
         Command::Status(args) => shell::run_status(args),
         Command::Demo(args) => demo::run(args),
+        Command::Tune(cmd) => tune::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -171,6 +171,7 @@ impl DiskFile for RealFile {
     type ReadBuf = ReadResult;
 
     async fn read_at(&self, pos: u64, len: usize) -> Result<ReadResult> {
+        let _slot = crate::depth::acquire().await;
         self.file
             .read_at(pos, len)
             .await
@@ -180,6 +181,7 @@ impl DiskFile for RealFile {
     async fn write_at(&self, buf: DmaBuffer, pos: u64) -> Result<()> {
         check_aligned(&self.path, pos, buf.len())?;
         let len = buf.len();
+        let _slot = crate::depth::acquire().await;
         let written = self
             .file
             .write_at(buf, pos)
@@ -199,6 +201,7 @@ impl DiskFile for RealFile {
     }
 
     async fn sync(&self) -> Result<()> {
+        let _slot = crate::depth::acquire().await;
         self.file
             .fdatasync()
             .await

@@ -70,6 +70,8 @@ pub struct MergeConfig<'a> {
     pub block_bytes: usize,
     pub bloom_bits_per_key: u32,
     pub sst_bytes_target: u64,
+    /// Most output bytes per second (0: as fast as the merge runs).
+    pub bytes_per_sec: u64,
     /// Cache namespace of the engine if output blocks go into the cache as
     /// they are written (cache on write).
     pub cache_namespace: Option<u64>,
@@ -105,6 +107,7 @@ pub async fn merge_tables<D: Disk>(
     }
     let mut builder: Option<TableBuilder<D>> = None;
     let mut last_key: Option<Vec<u8>> = None;
+    let mut pacer = Pacer::new(cfg.bytes_per_sec);
     loop {
         let mut best: Option<usize> = None;
         for (i, c) in cursors.iter().enumerate() {
@@ -159,6 +162,8 @@ pub async fn merge_tables<D: Disk>(
                 .add(&key, version, kind, &value)
                 .await?;
             last_key = Some(key);
+            let written = out.bytes_written + builder.as_ref().map_or(0, |b| b.estimated_bytes());
+            pacer.pace(written).await;
         } else {
             out.entries_dropped += 1;
             if first_of_key {
@@ -171,6 +176,51 @@ pub async fn merge_tables<D: Disk>(
         finish(b, &mut out).await?;
     }
     Ok(out)
+}
+
+/// Holds a merge to `bytes_per_sec` of output: after each
+/// [`PACE_STEP_BYTES`] written, sleeps until the time those bytes are due.
+/// The sleep is on the executor's timer, so the core serves other tasks
+/// meanwhile.
+struct Pacer {
+    bytes_per_sec: u64,
+    started: std::time::Instant,
+    next_check: u64,
+}
+
+/// Output bytes between two checks of the pace: fine enough that a 1 MiB
+/// write-out is not one burst at a low rate, coarse enough that the clock
+/// is read rarely.
+const PACE_STEP_BYTES: u64 = 64 << 10;
+
+impl Pacer {
+    fn new(bytes_per_sec: u64) -> Pacer {
+        Pacer {
+            bytes_per_sec,
+            started: std::time::Instant::now(),
+            next_check: PACE_STEP_BYTES,
+        }
+    }
+
+    /// How long to wait, `elapsed` into the merge, once `written` bytes are out.
+    fn delay(&self, written: u64, elapsed: std::time::Duration) -> std::time::Duration {
+        if self.bytes_per_sec == 0 {
+            return std::time::Duration::ZERO;
+        }
+        let due = std::time::Duration::from_secs_f64(written as f64 / self.bytes_per_sec as f64);
+        due.saturating_sub(elapsed)
+    }
+
+    async fn pace(&mut self, written: u64) {
+        if self.bytes_per_sec == 0 || written < self.next_check {
+            return;
+        }
+        self.next_check = written + PACE_STEP_BYTES;
+        let wait = self.delay(written, self.started.elapsed());
+        if wait >= std::time::Duration::from_millis(1) {
+            ferrisdb_io::executor::sleep(wait).await;
+        }
+    }
 }
 
 async fn finish<D: Disk>(builder: TableBuilder<D>, out: &mut MergeOutput) -> Result<()> {
@@ -197,6 +247,24 @@ async fn finish<D: Disk>(builder: TableBuilder<D>, out: &mut MergeOutput) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pacer_waits_until_the_bytes_are_due() {
+        use std::time::Duration;
+        let unlimited = Pacer::new(0);
+        assert_eq!(unlimited.delay(1 << 30, Duration::ZERO), Duration::ZERO);
+        let pacer = Pacer::new(1 << 20);
+        assert_eq!(
+            pacer.delay(1 << 20, Duration::from_millis(250)),
+            Duration::from_millis(750),
+            "1 MiB at 1 MiB/s is due 1 s in"
+        );
+        assert_eq!(
+            pacer.delay(1 << 20, Duration::from_secs(2)),
+            Duration::ZERO,
+            "behind schedule: no wait"
+        );
+    }
 
     #[test]
     fn gc_keeps_newest_visible_and_everything_newer() {

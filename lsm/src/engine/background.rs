@@ -4,7 +4,7 @@
 use super::Inner;
 use crate::cache::table_cache_id;
 use crate::compaction::merge::{GcFilter, MergeConfig, merge_tables};
-use crate::compaction::planner::{self, PlannerOptions, Task};
+use crate::compaction::planner::{self, Task};
 use crate::error::Result;
 use crate::manifest::{Edit, FileRecord, TombstoneRecord};
 use crate::sst::{Table, TableBuilder};
@@ -50,7 +50,11 @@ async fn step<D: Disk>(inner: &Rc<Inner<D>>) -> Result<bool> {
         if st.compaction_running {
             return Ok(false);
         }
-        let task = planner::plan(&st.levels, &planner_options(inner), &st.compact_cursors);
+        let task = planner::plan(
+            &st.levels,
+            &inner.opts.planner_options(),
+            &st.compact_cursors,
+        );
         st.compaction_running = task.is_some();
         task
     };
@@ -59,14 +63,6 @@ async fn step<D: Disk>(inner: &Rc<Inner<D>>) -> Result<bool> {
     inner.state.borrow_mut().compaction_running = false;
     inner.progress.notify_all();
     result.map(|()| true)
-}
-
-fn planner_options<D: Disk>(inner: &Inner<D>) -> PlannerOptions {
-    PlannerOptions {
-        l0_trigger: inner.opts.l0_compaction_trigger,
-        level1_bytes: inner.opts.level1_bytes_max,
-        multiplier: inner.opts.level_size_multiplier,
-    }
 }
 
 fn alloc_number<D: Disk>(inner: &Inner<D>) -> u64 {
@@ -224,6 +220,7 @@ async fn run_task<D: Disk>(inner: &Rc<Inner<D>>, task: Task) -> Result<()> {
             block_bytes: inner.opts.block_bytes,
             bloom_bits_per_key: inner.opts.bloom_bits_per_key,
             sst_bytes_target: inner.opts.sst_bytes_target,
+            bytes_per_sec: inner.opts.compaction_bytes_per_sec,
             cache_namespace: inner.opts.cache_on_write.then_some(inner.cache_namespace),
         };
         let out = merge_tables(&inner.disk, &inner.cache, &cfg, &tables, gc, || {

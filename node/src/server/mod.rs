@@ -112,6 +112,17 @@ pub fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     };
     let admin = crate::admin::spawn(config.admin, node.metrics.clone(), status_fn)?;
     tracing::info!(data_dir = %lock.dir().display(), admin = %admin.local_addr(), cores, "node starting");
+    tracing::info!(
+        io_depth = config.io_depth,
+        background_shares = config.background_shares,
+        compaction_bytes_per_sec = config.compaction_bytes_per_sec,
+        io_properties = ?config.io_properties,
+        "device settings"
+    );
+    let executor_options = ferrisdb_io::executor::ExecutorOptions {
+        background_shares: config.background_shares as usize,
+        io_depth: config.io_depth as usize,
+    };
     let stop_watch = {
         let node = node.clone();
         std::thread::spawn(move || {
@@ -125,7 +136,7 @@ pub fn run(config: NodeConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     };
 
     let mesh = ferrisdb_io::mesh::full_mesh::<MeshMsg>(cores, MESH_CHANNEL_MESSAGES);
-    let results = ferrisdb_io::executor::run_pinned(cores, move |core| {
+    let results = ferrisdb_io::executor::run_pinned_with(cores, executor_options, move |core| {
         let node = node.clone();
         let ports = mesh.lock().expect("mesh lock")[core]
             .take()
@@ -160,12 +171,24 @@ async fn run_core(
 ) -> anyhow::Result<()> {
     let config = &node.config;
     let cache = BlockCache::new(config.block_cache_bytes as usize);
+    let shards: Vec<_> = node
+        .map
+        .shards
+        .iter()
+        .filter(|s| s.core as usize == index)
+        .collect();
+    // The limit is the core's: its shards share it.
+    let compaction_bytes_per_sec = match config.compaction_bytes_per_sec {
+        0 => 0,
+        rate => (rate / shards.len().max(1) as u64).max(1),
+    };
     let opts = Options {
         memtable_bytes_max: config.memtable_bytes as usize,
+        compaction_bytes_per_sec,
         ..Options::default()
     };
     let mut engines = HashMap::new();
-    for shard in node.map.shards.iter().filter(|s| s.core as usize == index) {
+    for shard in shards {
         let dir = layout::shard_dir(&config.data_dir, shard.id);
         let engine = Engine::open_with_cache(RealDisk::new(), &dir, opts.clone(), cache.clone())
             .await
@@ -250,8 +273,10 @@ impl BusyMeter {
 fn publish(core: &Core, endpoint: &Endpoint, busy_ratio: f64) -> serde_json::Value {
     let (mut memtable, mut l0, mut compaction_bytes, mut compacting) = (0u64, 0u64, 0u64, 0u64);
     let mut shards = Vec::new();
+    let mut compaction_rate = 0u64;
     for (id, engine) in core.engines() {
         let stats = engine.stats();
+        compaction_rate += engine.options().compaction_bytes_per_sec;
         compacting += u64::from(engine.compaction_running());
         memtable += stats.memtable_bytes;
         l0 += stats.files_per_level.first().copied().unwrap_or(0) as u64;
@@ -273,7 +298,14 @@ fn publish(core: &Core, endpoint: &Endpoint, busy_ratio: f64) -> serde_json::Val
     metrics.set_live_requests(core.inflight() as u64);
     metrics.set_open_connections(endpoint.connection_count() as u64);
     metrics.set_reactor_busy_ratio(busy_ratio);
-    serde_json::json!({ "core": core.index(), "inflight": core.inflight(), "shards": shards })
+    // Read back from the executor and the engine: what they actually use.
+    let io = serde_json::json!({
+        "io_depth": ferrisdb_io::executor::options().io_depth,
+        "io_in_flight_max": ferrisdb_io::depth::in_flight_max(),
+        "background_shares": ferrisdb_io::executor::background_queue_shares(),
+        "compaction_bytes_per_sec": compaction_rate,
+    });
+    serde_json::json!({ "core": core.index(), "inflight": core.inflight(), "io": io, "shards": shards })
 }
 
 impl NodeShared {

@@ -25,6 +25,10 @@ fn config(dir: &std::path::Path, listen: SocketAddr, admin: SocketAddr) -> NodeC
         memtable_bytes: 1 << 20,
         block_cache_bytes: 8 << 20,
         request_timeout_ms: 10_000,
+        io_depth: crate::config::IO_DEPTH_DEFAULT,
+        background_shares: crate::config::BACKGROUND_SHARES_DEFAULT,
+        compaction_bytes_per_sec: 0,
+        io_properties: None,
         tls: TlsFiles::default(),
     }
 }

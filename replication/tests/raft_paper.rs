@@ -11,11 +11,11 @@ use ferrisdb_replication::{
 };
 
 fn entry(index: u64, term: u64) -> Entry {
-    Entry {
-        term: Term(term),
-        index: LogIndex(index),
-        data: format!("e{index}t{term}").into_bytes().into(),
-    }
+    Entry::normal(
+        LogIndex(index),
+        Term(term),
+        format!("e{index}t{term}").into_bytes().into(),
+    )
 }
 
 fn msg(from: u64, to: u64, term: u64, body: Body) -> Message {
@@ -44,6 +44,7 @@ fn restored(id: u64, n: u64, terms: &[u64], term: u64) -> Raft {
         hard_state: hs,
         before: (LogIndex(0), Term(0)),
         entries,
+        membership: None,
     };
     Raft::new(common::config(id, n), restored).expect("valid restore")
 }
@@ -648,9 +649,11 @@ fn a_lagging_follower_gets_a_chunked_snapshot_and_resumes_after_a_loss() {
     assert_eq!(c.snapshot_needed.get(&NodeId(1)), Some(&vec![NodeId(3)]));
     let image = vec![7u8; 10_000]; // three chunks of at least 4096 bytes
     let term = c.node(1).log().term(applied).expect("snapshot point");
+    let membership = c.node(1).membership_at(applied).expect("held").clone();
     let snap = Snapshot {
         index: applied,
         term,
+        membership,
         data: image.clone().into(),
     };
     c.node(1)

@@ -5,6 +5,10 @@
 //! `docs/replication.md` for the fault model.
 
 pub mod checker;
+mod clients;
+mod event;
+mod heal;
+mod nemesis;
 pub mod network;
 pub mod node;
 pub mod plan;

@@ -206,6 +206,40 @@ fn a_leader_removed_by_the_change_steps_down_once_c_new_commits() {
     );
 }
 
+/// §6 (a leader "manages a cluster that does not include itself" until
+/// C_new commits), when that leader loses office first: with the only copy
+/// of C_new and the longest log it would deny the joint configuration's
+/// candidates its vote, so it may campaign under C_new — asking C_new's
+/// voters, not counting itself — then commits C_new and steps down
+/// (the simulator's seed 10216: C_old {1}, C_new {3}).
+#[test]
+fn a_removed_leader_that_lost_office_before_c_new_committed_finishes_the_change() {
+    let mut c = Cluster::members(2, &[1], &[], |cfg| cfg.check_quorum = true);
+    c.campaign(1);
+    change(&mut c, 1, &[2], &[]);
+    let new = simple(&[2], &[]);
+    assert!(c.settle_until(|c| c.node(1).membership() == &new));
+    c.isolate(2);
+    c.tick_all(25);
+    assert_eq!(c.node(1).role(), Role::Follower, "check-quorum deposed it");
+    assert!(c.node(2).membership().is_joint(), "2 never got C_new");
+    c.heal();
+    // Node 2, under the joint configuration, cannot win (node 1 denies it);
+    // node 1 wins once its request finds node 2 out of its own campaign's
+    // election timeout.
+    for _ in 0..50 {
+        c.tick_all(10);
+        if c.leaders() == vec![NodeId(2)] {
+            break;
+        }
+    }
+    assert_eq!(c.leaders(), vec![NodeId(2)]);
+    assert_eq!(c.node(2).membership(), &new);
+    let log = c.node(2).log();
+    assert_eq!(log.committed(), log.last_index());
+    assert_eq!(c.node(1).role(), Role::Follower);
+}
+
 /// §6: a server uses the latest configuration in its log "regardless of
 /// whether the entry is committed"; when a new leader's log replaces an
 /// uncommitted configuration entry, the server goes back to the

@@ -193,9 +193,16 @@ fn stale_terms_are_rejected_and_newer_terms_adopted() {
     };
     n.step(msg(2, 1, 4, vote)).expect("ok");
     let rd = n.ready();
-    assert!(
-        rd.messages_after_persist.is_empty() && rd.messages.is_empty(),
-        "stale vote ignored"
+    let answers: Vec<(Term, Body)> = rd
+        .messages
+        .iter()
+        .chain(&rd.messages_after_persist)
+        .map(|m| (m.term, m.body.clone()))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![(Term(5), Body::VoteResponse { granted: false })],
+        "a stale vote request is refused with our term (Figure 2)"
     );
     assert_eq!(n.term(), Term(5));
     let hb = Body::Heartbeat {

@@ -149,6 +149,35 @@ impl Raft {
         }
     }
 
+    /// Whether this node may campaign: a voter of the configuration in
+    /// force, or a node that C_new (not yet known committed) removed from
+    /// the joint configuration in which it voted. The latter is typically
+    /// the removed leader that lost office before C_new committed: it may
+    /// hold the only copy of C_new and the longest log, so the others can
+    /// be elected neither under the joint configuration (it denies them its
+    /// vote) nor under C_new (they do not have it). It campaigns under
+    /// C_new, asking C_new's voters and not counting itself, then leads as
+    /// before: commits C_new and steps down (found by the simulator, seed
+    /// 10216: C_old {1}, C_new {3}).
+    pub(super) fn can_campaign(&self) -> bool {
+        self.is_voter() || self.removal_pending()
+    }
+
+    /// The configuration in force is a C_new that leaves this node out,
+    /// not known committed, after a joint configuration in which it voted.
+    pub(super) fn removal_pending(&self) -> bool {
+        let (m, me) = (self.membership(), self.cfg.id);
+        let Some(at) = self.configs.latest_index() else {
+            return false;
+        };
+        !m.is_joint()
+            && !m.is_voter(me)
+            && at > self.log.committed()
+            && self
+                .membership_at(at.prev())
+                .is_some_and(|prev| prev.is_voter(me))
+    }
+
     /// The leader is not a voter of the committed C_new: it steps down and
     /// tells a voter of C_new whose log matches its own to campaign at once
     /// (thesis §3.10's `TimeoutNow`), so the group need not wait out an

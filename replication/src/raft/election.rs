@@ -10,7 +10,7 @@ use crate::types::{Entry, NodeId, Term};
 impl Raft {
     pub(super) fn tick_election(&mut self) {
         self.election_elapsed += 1;
-        if self.is_voter() && self.election_elapsed >= self.randomized_timeout {
+        if self.can_campaign() && self.election_elapsed >= self.randomized_timeout {
             self.election_elapsed = 0;
             if self.cfg.pre_vote {
                 self.become_pre_candidate();
@@ -110,7 +110,10 @@ impl Raft {
 
     pub(super) fn become_candidate(&mut self, transfer: bool) {
         assert!(self.role != Role::Leader, "a leader does not campaign");
-        assert!(self.is_voter(), "a learner does not campaign");
+        assert!(
+            self.can_campaign(),
+            "a learner or removed node does not campaign"
+        );
         self.term = self.term.next();
         self.vote = Some(self.cfg.id);
         self.role = Role::Candidate;

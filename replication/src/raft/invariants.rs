@@ -39,11 +39,11 @@ impl Raft {
             Role::Leader => self.check_leader(),
             Role::Candidate => {
                 assert_eq!(self.vote, Some(self.cfg.id));
-                assert!(self.is_voter(), "only a voter campaigns");
+                assert!(self.can_campaign(), "only a voter campaigns");
             }
             Role::PreCandidate => {
                 assert!(self.progress.is_empty(), "only a leader tracks progress");
-                assert!(self.is_voter(), "only a voter campaigns");
+                assert!(self.can_campaign(), "only a voter campaigns");
             }
             Role::Follower => {
                 assert!(self.progress.is_empty(), "only a leader tracks progress")
@@ -63,17 +63,11 @@ impl Raft {
         let (me, log) = (self.cfg.id, &self.log);
         assert_eq!(self.leader, Some(me));
         assert_eq!(self.vote, Some(me), "a leader voted for itself");
-        // A leader is a voter of its configuration, except between
-        // appending a C_new that leaves it out and that entry's commit
-        // (after which it steps down at once, §6).
-        let m = self.membership();
-        let removal_pending = !m.is_joint()
-            && self
-                .configs
-                .latest_index()
-                .is_some_and(|i| i > log.committed());
+        // A leader is a voter of its configuration, except between a C_new
+        // that leaves it out and that entry's commit (after which it steps
+        // down at once, §6).
         assert!(
-            m.is_voter(me) || removal_pending,
+            self.is_voter() || self.removal_pending(),
             "a leader outside its committed configuration"
         );
         // One change in flight: once the leader knows what is committed (an

@@ -43,6 +43,14 @@ impl Raft {
                 Body::PreVote { .. } => {
                     self.send(m.from, self.term, Body::PreVoteResponse { granted: false });
                 }
+                // Figure 2: "Reply false if term < currentTerm": the answer
+                // carries our term, so a candidate that fell behind (say,
+                // one nobody else talks to after a membership change: found
+                // by the simulator, seed 11084) learns it and can campaign
+                // in a term that counts.
+                Body::Vote { .. } => {
+                    self.send(m.from, self.term, Body::VoteResponse { granted: false });
+                }
                 _ => {}
             }
             return;
@@ -174,7 +182,7 @@ impl Raft {
                 };
                 self.handle_snapshot_chunk(m.from, chunk);
             }
-            Body::TimeoutNow if self.is_voter() => self.become_candidate(true),
+            Body::TimeoutNow if self.can_campaign() => self.become_candidate(true),
             _ => {}
         }
     }

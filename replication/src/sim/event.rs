@@ -8,17 +8,45 @@ use std::cmp::Ordering;
 
 #[derive(Debug)]
 pub(super) enum Event {
-    Tick { node: usize, epoch: u64 },
-    Deliver { msg: Message },
-    Request { node: usize, req: Request },
-    Reply { reply: Reply },
-    Synced { node: usize, epoch: u64, seq: u64 },
-    ClientNext { client: usize },
-    ClientTimeout { client: usize, op: u64 },
+    Tick {
+        node: usize,
+        epoch: u64,
+    },
+    Deliver {
+        msg: Message,
+    },
+    Request {
+        node: usize,
+        req: Request,
+    },
+    Reply {
+        reply: Reply,
+    },
+    Synced {
+        node: usize,
+        epoch: u64,
+        seq: u64,
+    },
+    ClientNext {
+        client: usize,
+    },
+    ClientTimeout {
+        client: usize,
+        op: u64,
+    },
     Crash,
-    Restart { node: usize, epoch: u64 },
+    Restart {
+        node: usize,
+        epoch: u64,
+    },
     Nemesis,
-    Link { from: NodeId, to: NodeId, cut: bool },
+    /// Propose a membership change to a group's leader.
+    Membership,
+    Link {
+        from: NodeId,
+        to: NodeId,
+        cut: bool,
+    },
     Heal,
     Converged,
 }

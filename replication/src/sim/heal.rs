@@ -8,7 +8,7 @@ use super::network::NetworkFaults;
 use super::node::GroupNode;
 use super::run::{Sim, group_id};
 use crate::raft::Role;
-use crate::types::{Entry, LogIndex};
+use crate::types::{Entry, GroupId, LogIndex};
 
 /// Search steps the linearizability checker may spend per register.
 const LINEARIZABILITY_BUDGET: u64 = 2_000_000;
@@ -28,9 +28,13 @@ impl Sim {
         Ok(())
     }
 
-    /// The heal phase ends when every group has one leader followed by all,
-    /// every entry is committed and applied everywhere with equal state, and
-    /// every client operation has completed or definitively failed.
+    /// The heal phase ends when every group has one leader followed by
+    /// every member of its final configuration (not joint, committed, the
+    /// same on every member), every entry is committed and applied on every
+    /// member with equal state, and every client operation has completed or
+    /// definitively failed. Nodes outside the final configuration are not
+    /// waited for (a removed node may never learn of its removal), but they
+    /// must not keep the members from converging.
     pub(super) fn check_converged(&mut self) -> Result<bool, String> {
         let heal_at = self.heal_at.expect("heal phase");
         match self.converged() {
@@ -54,42 +58,41 @@ impl Sim {
         }
         for g in 0..self.plan.groups {
             let group = group_id(g);
-            let members: Vec<&GroupNode> = self
-                .nodes
-                .iter()
-                .filter_map(|n| n.groups.get(&group))
-                .collect();
-            if members.len() != self.nodes.len() {
+            if self.nodes.iter().any(|n| !n.groups.contains_key(&group)) {
                 return Err("a node is down".into());
             }
-            let Some(leader) = members.iter().find(|m| m.raft.role() == Role::Leader) else {
-                return Err(format!("group {group} has no leader"));
-            };
+            let (leader, members) = self.final_members(group)?;
             let log = leader.raft.log();
-            if log.committed() != log.last_index() {
-                return Err(format!("group {group}: leader has uncommitted entries"));
+            let conf = leader.raft.membership();
+            if conf.is_joint() || log.committed() != log.last_index() {
+                return Err(format!(
+                    "group {group}: leader has uncommitted entries or a joint configuration"
+                ));
             }
-            for m in &members {
+            for m in members {
                 let l = m.raft.log();
                 let same = m.raft.term() == leader.raft.term()
                     && m.raft.leader() == leader.raft.leader()
                     && l.last_index() == log.last_index()
                     && l.applied() == log.last_index()
-                    && m.kv == leader.kv;
+                    && m.kv == leader.kv
+                    && m.raft.membership() == conf;
                 if !same {
                     return Err(format!(
-                        "group {group}: node {} (term {}, leader {:?}, last {}, applied {}) \
-                         differs from leader {} (term {}, last {}, committed {}, progress {:?}) \
-                         or its state",
+                        "group {group}: node {} (term {}, leader {:?}, last {}, applied {}, \
+                         {:?}) differs from leader {} (term {}, last {}, committed {}, {:?}, \
+                         progress {:?}) or its state",
                         m.raft.id(),
                         m.raft.term(),
                         m.raft.leader(),
                         l.last_index(),
                         l.applied(),
+                        m.raft.membership(),
                         leader.raft.id(),
                         leader.raft.term(),
                         log.last_index(),
                         log.committed(),
+                        conf,
                         leader.raft.progress(m.raft.id())
                     ));
                 }
@@ -98,22 +101,64 @@ impl Sim {
         Ok(())
     }
 
+    /// A group's leader (of the highest term, if a stale one remains) and
+    /// the replicas that are members of its configuration.
+    fn final_members(&self, group: GroupId) -> Result<(&GroupNode, Vec<&GroupNode>), String> {
+        let replicas: Vec<&GroupNode> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.groups.get(&group))
+            .collect();
+        let leader = replicas
+            .iter()
+            .filter(|m| m.raft.role() == Role::Leader)
+            .max_by_key(|m| m.raft.term())
+            .ok_or_else(|| {
+                let states: Vec<String> = replicas
+                    .iter()
+                    .map(|m| {
+                        let (r, l) = (&m.raft, m.raft.log());
+                        format!(
+                            "node {} {:?} term {} last {}/{} committed {} voters {:?} \
+                             learners {:?} outgoing {:?}",
+                            r.id(),
+                            r.role(),
+                            r.term(),
+                            l.last_index(),
+                            l.last_term(),
+                            l.committed(),
+                            r.membership().voters,
+                            r.membership().learners,
+                            r.membership().outgoing
+                        )
+                    })
+                    .collect();
+                format!("group {group} has no leader; {}", states.join("; "))
+            })?;
+        let conf = leader.raft.membership();
+        let members = replicas
+            .iter()
+            .copied()
+            .filter(|m| conf.is_member(m.raft.id()))
+            .collect();
+        Ok((leader, members))
+    }
+
     pub(super) fn finish(&mut self) -> Result<(), String> {
-        // Logs of the converged cluster must be identical (log matching over
+        // Logs of the converged members must be identical (log matching over
         // whole logs, not just what the incremental checker saw).
         for g in 0..self.plan.groups {
             let group = group_id(g);
+            let (_, members) = self.final_members(group)?;
             // From the highest compaction point on, every log holds entries.
-            let from = self
-                .nodes
+            let from = members
                 .iter()
-                .map(|n| n.groups[&group].raft.log().first_index())
+                .map(|m| m.raft.log().first_index())
                 .max()
                 .unwrap_or(LogIndex(1));
-            let logs: Vec<Vec<Entry>> = self
-                .nodes
+            let logs: Vec<Vec<Entry>> = members
                 .iter()
-                .map(|n| n.groups[&group].raft.log().entries_from(from, usize::MAX))
+                .map(|m| m.raft.log().entries_from(from, usize::MAX))
                 .collect();
             if logs.windows(2).any(|w| w[0] != w[1]) {
                 return Err(format!("group {group}: logs differ after convergence"));

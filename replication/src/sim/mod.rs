@@ -8,6 +8,7 @@ pub mod checker;
 mod clients;
 mod event;
 mod heal;
+mod membership;
 mod nemesis;
 pub mod network;
 pub mod node;

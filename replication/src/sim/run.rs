@@ -57,6 +57,12 @@ pub struct Stats {
     pub snapshots_installed: u64,
     /// Leadership transfers the leader accepted.
     pub transfers: u64,
+    /// Membership changes a leader accepted (each a joint entry, then C_new).
+    pub conf_changes: u64,
+    /// Of those, changes that left the proposing leader out of the voters.
+    pub leader_removals: u64,
+    /// Proposals refused (one already in flight, a new leader, unchanged).
+    pub conf_changes_refused: u64,
     pub entries_applied: usize,
     pub linearizability: Report,
 }
@@ -205,6 +211,10 @@ impl Sim {
             let d = self.rng.range(0, self.plan.nemesis_every_us);
             self.schedule(d, Event::Nemesis);
         }
+        if self.plan.membership_every_us > 0 {
+            let d = self.rng.range(0, self.plan.membership_every_us);
+            self.schedule(d, Event::Membership);
+        }
         self.schedule(self.plan.fault_us, Event::Heal);
         while let Some(s) = self.queue.pop() {
             self.now = s.at;
@@ -239,6 +249,7 @@ impl Sim {
                 }
             }
             Event::Nemesis => self.on_nemesis()?,
+            Event::Membership => self.on_membership()?,
             Event::Link { from, to, cut } => {
                 if self.heal_at.is_none() {
                     if cut {
@@ -255,10 +266,11 @@ impl Sim {
     }
 
     pub(super) fn config(&self, node: usize, group: GroupId) -> Config {
-        let voter_count = self.plan.nodes - self.plan.learners;
-        let voters = (0..voter_count).map(node_id).collect();
-        let mut cfg = Config::new(node_id(node), group, voters);
-        cfg.learners = (voter_count..self.plan.nodes).map(node_id).collect();
+        // The bootstrap configuration, the same on every node (spares start
+        // outside it).
+        let voters = self.plan.voters();
+        let mut cfg = Config::new(node_id(node), group, (0..voters).map(node_id).collect());
+        cfg.learners = (voters..voters + self.plan.learners).map(node_id).collect();
         cfg.pre_vote = self.plan.pre_vote;
         cfg.check_quorum = self.plan.check_quorum;
         cfg.lease_reads = self.plan.lease_reads;

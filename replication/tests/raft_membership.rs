@@ -240,6 +240,50 @@ fn a_removed_leader_that_lost_office_before_c_new_committed_finishes_the_change(
     assert_eq!(c.node(1).role(), Role::Follower);
 }
 
+/// Figure 2: persistent state (currentTerm, votedFor) is "updated on
+/// stable storage before responding to RPCs". A leader elected by others
+/// asked for their votes only once its term was durable; a single voter
+/// (common while a group grows from one node) elects itself, so until its
+/// first entry — and with it the term and vote of the same write — is
+/// durable, everything it sends waits for persistence. Otherwise a crash
+/// could lose the term and the node, electing itself again in that term,
+/// would send other entries under the same index and term (simulator, seed
+/// 70196).
+#[test]
+fn a_self_elected_leader_sends_nothing_before_its_term_is_durable() {
+    let mut c = Cluster::members(2, &[1], &[2], |_| {});
+    let n = c.node(1);
+    while n.role() != Role::Leader {
+        n.tick();
+    }
+    let rd = n.ready();
+    assert!(rd.messages.is_empty(), "held: {:?}", rd.messages);
+    let held: Vec<&str> = rd
+        .messages_after_persist
+        .iter()
+        .map(|m| m.body.kind())
+        .collect();
+    assert_eq!(held, vec!["Append"], "the append to the learner waits");
+    assert_eq!(
+        rd.hard_state.map(|h| (h.term, h.vote)),
+        Some((Term(1), Some(NodeId(1))))
+    );
+    let noop = rd.entries.last().expect("the no-op").clone();
+    n.persisted(noop.index, noop.term);
+    for _ in 0..n.config().heartbeat_ticks {
+        n.tick();
+    }
+    let rd = n.ready();
+    assert_eq!(
+        rd.messages
+            .iter()
+            .map(|m| m.body.kind())
+            .collect::<Vec<_>>(),
+        vec!["Heartbeat"],
+        "once the term is durable, messages go out at once"
+    );
+}
+
 /// §6: a server uses the latest configuration in its log "regardless of
 /// whether the entry is committed"; when a new leader's log replaces an
 /// uncommitted configuration entry, the server goes back to the

@@ -141,12 +141,14 @@ impl Raft {
             "only a candidate becomes leader"
         );
         assert_eq!(self.vote, Some(self.cfg.id), "a leader voted for itself");
+        let self_elected = self.votes.keys().all(|&id| id == self.cfg.id);
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
         self.votes.clear();
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
         let next = self.log.last_index().next();
+        self.hold_until = self_elected.then_some(next);
         self.progress = self
             .targets()
             .into_iter()

@@ -134,11 +134,17 @@ fn a_joint_election_needs_both_majorities() {
     }
     assert_eq!(n.role(), Role::Candidate);
     let rd = n.ready();
-    let mut asked: Vec<NodeId> = rd.messages_after_persist.iter().map(|m| m.to).collect();
+    let mut asked: Vec<NodeId> = rd
+        .messages_after_persist
+        .iter()
+        .filter(|m| matches!(m.body, Body::Vote { .. }))
+        .map(|m| m.to)
+        .collect();
     asked.sort();
     assert_eq!(asked, ids(&[2, 3, 4, 5]), "both halves are asked");
     let term = n.term().0;
     let grant = |from| msg(from, 1, term, Body::VoteResponse { granted: true });
+    n.step(grant(1)).expect("its own vote, once durable");
     n.step(grant(4)).expect("ok");
     n.step(grant(5)).expect("ok");
     n.step(grant(9)).expect("ok"); // not a member: not counted
@@ -241,46 +247,53 @@ fn a_removed_leader_that_lost_office_before_c_new_committed_finishes_the_change(
 }
 
 /// Figure 2: persistent state (currentTerm, votedFor) is "updated on
-/// stable storage before responding to RPCs". A leader elected by others
-/// asked for their votes only once its term was durable; a single voter
-/// (common while a group grows from one node) elects itself, so until its
-/// first entry — and with it the term and vote of the same write — is
-/// durable, everything it sends waits for persistence. Otherwise a crash
-/// could lose the term and the node, electing itself again in that term,
-/// would send other entries under the same index and term (simulator, seed
-/// 70196).
+/// stable storage before responding to RPCs". A candidate's own vote
+/// counts only once it is durable, like its peers' votes (which they send
+/// only once durable): it comes back to the candidate through
+/// `messages_after_persist`. A single voter (common while a group grows
+/// from one node) would otherwise lead before its term and vote are
+/// durable, and a crash could give its term a second leader (simulator,
+/// seeds 70196 and 18419).
 #[test]
-fn a_self_elected_leader_sends_nothing_before_its_term_is_durable() {
+fn a_single_voter_leads_only_once_its_vote_is_durable() {
     let mut c = Cluster::members(2, &[1], &[2], |_| {});
     let n = c.node(1);
-    while n.role() != Role::Leader {
+    let e = n.config().election_ticks;
+    for _ in 0..2 * e {
         n.tick();
+        if n.role() == Role::Candidate {
+            break;
+        }
     }
+    assert_eq!(
+        n.role(),
+        Role::Candidate,
+        "not leader before its vote is durable"
+    );
     let rd = n.ready();
-    assert!(rd.messages.is_empty(), "held: {:?}", rd.messages);
-    let held: Vec<&str> = rd
-        .messages_after_persist
-        .iter()
-        .map(|m| m.body.kind())
-        .collect();
-    assert_eq!(held, vec!["Append"], "the append to the learner waits");
+    assert!(rd.messages.is_empty(), "{:?}", rd.messages);
     assert_eq!(
         rd.hard_state.map(|h| (h.term, h.vote)),
         Some((Term(1), Some(NodeId(1))))
     );
-    let noop = rd.entries.last().expect("the no-op").clone();
-    n.persisted(noop.index, noop.term);
-    for _ in 0..n.config().heartbeat_ticks {
-        n.tick();
-    }
+    let own: Vec<Message> = rd.messages_after_persist;
+    assert_eq!(own.len(), 1);
+    assert_eq!(
+        (own[0].to, &own[0].body),
+        (NodeId(1), &Body::VoteResponse { granted: true }),
+        "its own vote, back once durable"
+    );
+    // The host made the Ready durable and delivers the vote back.
+    n.step(own[0].clone()).expect("its own vote");
+    assert_eq!(n.role(), Role::Leader);
     let rd = n.ready();
     assert_eq!(
         rd.messages
             .iter()
             .map(|m| m.body.kind())
             .collect::<Vec<_>>(),
-        vec!["Heartbeat"],
-        "once the term is durable, messages go out at once"
+        vec!["Append"],
+        "its term is durable: appends go out at once"
     );
 }
 

@@ -129,10 +129,13 @@ fn regression_seed_10216_removed_leader_holds_the_only_c_new() {
 /// configuration, whose vote requests they dropped without answer (stale
 /// term), so it never learned their term. Fix (Figure 2, "reply false if
 /// term < currentTerm"): a stale RequestVote is refused with the
-/// receiver's term.
+/// receiver's term. Since candidates count their own vote only once durable
+/// (seed 70196), 11084 runs differently; seed 6132 shows the same stall
+/// without the fix today.
 #[test]
-fn regression_seed_11084_stale_vote_requests_get_an_answer() {
+fn regression_seeds_11084_and_6132_stale_vote_requests_get_an_answer() {
     assert_clean(11084);
+    assert_clean(6132);
 }
 
 /// Found at seed 70196 (log matching) by the first 100 000-seed run with
@@ -140,9 +143,22 @@ fn regression_seed_11084_stale_vote_requests_get_an_answer() {
 /// itself in term 2 and sent entries 8/2 and 9/2 to the learner before its
 /// term and vote were durable; it crashed before the sync, restarted in
 /// term 1, elected itself in term 2 again and appended another entry at
-/// 9/2. Fix: a leader elected by its own vote alone holds everything it
-/// sends until its no-op (written with the term and vote) is durable.
+/// 9/2. Fix: a candidate's own vote counts only once durable (it comes back
+/// through `messages_after_persist`), so a single voter leads only with a
+/// durable term.
 #[test]
-fn regression_seed_70196_self_elected_leader_sent_before_its_term_was_durable() {
+fn regression_seed_70196_single_voter_led_before_its_vote_was_durable() {
     assert_clean(70196);
+}
+
+/// Found at seed 18419 (election safety: two leaders of term 5) by the
+/// 100 000-seed run after a first fix for seed 70196 that let a
+/// self-elected leader lead but held its messages until its term was
+/// durable: node 3, sole voter, led term 5 with nothing sent, crashed with
+/// its vote not durable, came back in term 4 and voted for node 2 in term
+/// 5. Fixed by the same change as seed 70196: no leadership before the
+/// candidate's own vote is durable.
+#[test]
+fn regression_seed_18419_phantom_leader_of_a_term() {
+    assert_clean(18419);
 }

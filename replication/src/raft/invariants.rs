@@ -1,7 +1,6 @@
 //! State invariants, checked after every input when
 //! `Config::check_invariants` is set (debug and simulation builds).
 
-use super::message::Body;
 use super::{PlantedBug, Raft, Role};
 use crate::types::{LogIndex, Term};
 
@@ -83,18 +82,6 @@ impl Raft {
             self.progress.keys().copied().eq(self.targets()),
             "the leader tracks exactly the other members"
         );
-        if self.holding() {
-            // (Pre-votes carry the term they ask for, and go out at once.)
-            let sent = self
-                .out
-                .messages
-                .iter()
-                .any(|m| m.term == self.term && !matches!(m.body, Body::PreVote { .. }));
-            assert!(
-                !sent,
-                "a self-elected leader sent before its term was durable"
-            );
-        }
         for pr in self.progress.values() {
             assert!(pr.match_index < pr.next_index, "match below next");
             assert!(pr.match_index <= log.last_index(), "match beyond the log");

@@ -18,7 +18,9 @@
 //! index). Serve each `ReadState` once the applied index reaches its index.
 //! On `leadership_lost`, fail every proposal not yet applied with a retryable
 //! "outcome unknown" error (it may still commit under the next leader), and
-//! fail the reads listed in `failed_reads`.
+//! fail the reads listed in `failed_reads`. `messages_after_persist` may
+//! hold a message to this node itself — a candidate's own vote, counted only
+//! once durable — which the host delivers back with [`Raft::step`].
 
 mod conf_change;
 mod configs;
@@ -301,11 +303,6 @@ pub struct Raft {
     /// Set once this leader sent `TimeoutNow`: no lease reads for the rest
     /// of its term.
     lease_forfeited: bool,
-    /// A leader elected by its own vote alone (a single-voter
-    /// configuration): everything it sends waits for persistence until the
-    /// log is persisted to this index (its no-op), which makes the term and
-    /// vote written in the same `Ready` durable.
-    hold_until: Option<LogIndex>,
     /// Hard state as last handed out.
     emitted: HardState,
     ghost: invariants::Ghost,
@@ -403,7 +400,6 @@ impl Raft {
             transfer: None,
             incoming: None,
             lease_forfeited: false,
-            hold_until: None,
             emitted: hs,
             ghost: invariants::Ghost::default(),
             cfg,
@@ -581,7 +577,7 @@ impl Raft {
         let after_persist = matches!(
             body,
             Body::Vote { .. } | Body::VoteResponse { .. } | Body::AppendResponse { .. }
-        ) || self.holding();
+        );
         let m = Message {
             group: self.cfg.group,
             from: self.cfg.id,
@@ -599,16 +595,6 @@ impl Raft {
     fn reset_randomized_timeout(&mut self) {
         let e = self.cfg.election_ticks;
         self.randomized_timeout = e + self.rng.below(e);
-    }
-
-    /// A self-elected leader whose term is not yet known durable: nothing it
-    /// sends may leave before it is. Otherwise a crash could lose the term,
-    /// and the node, electing itself again in the same term, would send
-    /// different entries under the same (index, term) (found by the
-    /// simulator, seed 70196). A leader elected by others' votes needs no
-    /// hold: it asked for them only once its term and vote were durable.
-    fn holding(&self) -> bool {
-        self.role == Role::Leader && self.hold_until.is_some_and(|i| self.log.persisted() < i)
     }
 
     /// Runs after every input: finishes a membership change the input made
@@ -659,7 +645,7 @@ fn validate(m: &Message) -> Result<(), RaftError> {
             why,
         })
     };
-    if m.from == m.to {
+    if m.from == m.to && !matches!(m.body, Body::VoteResponse { granted: true }) {
         return bad("sent to itself");
     }
     if let Body::Append {

@@ -10,8 +10,6 @@ use super::run::{Sim, group_id};
 use crate::raft::Role;
 use crate::types::{Entry, GroupId, LogIndex};
 
-/// Search steps the linearizability checker may spend per register.
-const LINEARIZABILITY_BUDGET: u64 = 2_000_000;
 const CONVERGE_CHECK_US: u64 = 50_000;
 
 impl Sim {
@@ -164,7 +162,8 @@ impl Sim {
                 return Err(format!("group {group}: logs differ after convergence"));
             }
         }
-        self.stats.linearizability = linearizability::check(&self.history, LINEARIZABILITY_BUDGET)?;
+        self.stats.linearizability =
+            linearizability::check(&self.history, self.opts.linearizability_budget)?;
         self.stats.virtual_us = self.now;
         Ok(())
     }

@@ -26,6 +26,11 @@ pub struct SimOptions {
     pub events_max: u64,
     /// Use [`Plan::churn`] instead of the general mix.
     pub churn: bool,
+    /// Search steps the linearizability checker may spend per register
+    /// before calling it inconclusive. Searches for a planted bug that
+    /// another checker catches may lower it: a register that exhausts it
+    /// costs seconds.
+    pub linearizability_budget: u64,
     #[cfg(feature = "planted-bugs")]
     pub planted_bug: Option<crate::raft::PlantedBug>,
 }
@@ -37,6 +42,7 @@ impl Default for SimOptions {
             heal_us_max: 30_000_000,
             events_max: 50_000_000,
             churn: false,
+            linearizability_budget: 2_000_000,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }
@@ -343,6 +349,11 @@ impl Sim {
     }
 
     pub(super) fn send_raft(&mut self, msg: Message) {
+        if msg.from == msg.to {
+            // A candidate's own vote, back once durable: local, no network.
+            self.schedule(0, Event::Deliver { msg });
+            return;
+        }
         for delay in self.net.route(msg.from, msg.to) {
             self.schedule(delay, Event::Deliver { msg: msg.clone() });
         }

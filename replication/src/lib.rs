@@ -10,5 +10,5 @@ pub mod sim;
 pub mod types;
 
 pub use raft::message::{Body, Message};
-pub use raft::{Config, Proposed, Raft, RaftError, Ready, Restored, Role};
-pub use types::{Entry, GroupId, HardState, LogIndex, NodeId, Payload, Snapshot, Term};
+pub use raft::{Config, Membership, Proposed, Raft, RaftError, Ready, Restored, Role};
+pub use types::{Entry, EntryKind, GroupId, HardState, LogIndex, NodeId, Payload, Snapshot, Term};

@@ -57,16 +57,57 @@ impl Term {
 /// without copying.
 pub type Payload = Arc<[u8]>;
 
-/// One log entry. An entry with empty data is the no-op a new leader appends
-/// to commit entries of earlier terms (§5.4.2, §8).
+/// What an entry's payload is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// A command for the state machine (empty: the no-op a new leader
+    /// appends to commit entries of earlier terms, §5.4.2, §8).
+    #[default]
+    Normal,
+    /// A group configuration ([`crate::raft::Membership`], encoded with
+    /// `Membership::encode`): in force on a replica as soon as it is in its
+    /// log, committed or not (§6). The state machine skips it.
+    ConfChange,
+}
+
+impl EntryKind {
+    /// The kind's code on disk and on the wire.
+    pub fn code(self) -> u8 {
+        match self {
+            EntryKind::Normal => 0,
+            EntryKind::ConfChange => 1,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(EntryKind::Normal),
+            1 => Some(EntryKind::ConfChange),
+            _ => None,
+        }
+    }
+}
+
+/// One log entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub term: Term,
     pub index: LogIndex,
+    pub kind: EntryKind,
     pub data: Payload,
 }
 
 impl Entry {
+    /// A command (or the no-op, with empty data).
+    pub fn normal(index: LogIndex, term: Term, data: Payload) -> Self {
+        Entry {
+            term,
+            index,
+            kind: EntryKind::Normal,
+            data,
+        }
+    }
+
     /// Bytes this entry counts for in flow control and message size limits.
     pub fn size_bytes(&self) -> usize {
         self.data.len() + 16
@@ -85,10 +126,13 @@ pub struct HardState {
 
 /// A state machine image at `index` (whose entry had `term`): what replaces
 /// the log up to `index` when a follower is too far behind to be sent
-/// entries (§7).
+/// entries (§7). It carries the configuration in force at `index` (§7: "the
+/// snapshot also includes the latest configuration as of the last included
+/// index"), since the entries that set it are gone from the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub index: LogIndex,
     pub term: Term,
+    pub membership: crate::raft::Membership,
     pub data: Payload,
 }

@@ -19,11 +19,11 @@ fn opts() -> CoreLogOptions {
 }
 
 fn entry(index: u64, term: u64, len: usize) -> Entry {
-    Entry {
-        term: Term(term),
-        index: LogIndex(index),
-        data: vec![(index % 251) as u8; len].into(),
-    }
+    Entry::normal(
+        LogIndex(index),
+        Term(term),
+        vec![(index % 251) as u8; len].into(),
+    )
 }
 
 fn hs(term: u64, vote: Option<u64>, commit: u64) -> HardState {

@@ -11,11 +11,11 @@ use ferrisdb_replication::{
 };
 
 fn entry(index: u64, term: u64) -> Entry {
-    Entry {
-        term: Term(term),
-        index: LogIndex(index),
-        data: format!("e{index}t{term}").into_bytes().into(),
-    }
+    Entry::normal(
+        LogIndex(index),
+        Term(term),
+        format!("e{index}t{term}").into_bytes().into(),
+    )
 }
 
 fn msg(from: u64, to: u64, term: u64, body: Body) -> Message {
@@ -44,6 +44,7 @@ fn restored(id: u64, n: u64, terms: &[u64], term: u64) -> Raft {
         hard_state: hs,
         before: (LogIndex(0), Term(0)),
         entries,
+        membership: None,
     };
     Raft::new(common::config(id, n), restored).expect("valid restore")
 }
@@ -62,13 +63,21 @@ fn follower_times_out_and_starts_an_election() {
     assert_eq!(n.term(), Term(1));
     assert_eq!(n.hard_state().vote, Some(NodeId(1)));
     let rd = n.ready();
-    let asked: Vec<_> = rd.messages_after_persist.iter().map(|m| m.to).collect();
+    let asked: Vec<_> = rd
+        .messages_after_persist
+        .iter()
+        .filter(|m| matches!(m.body, Body::Vote { .. }))
+        .map(|m| m.to)
+        .collect();
     assert_eq!(asked, vec![NodeId(2), NodeId(3)]);
-    assert!(
-        rd.messages_after_persist
-            .iter()
-            .all(|m| matches!(m.body, Body::Vote { .. }))
-    );
+    // Its own vote comes back to it once durable (counted like the others).
+    let own: Vec<_> = rd
+        .messages_after_persist
+        .iter()
+        .filter(|m| !matches!(m.body, Body::Vote { .. }))
+        .map(|m| (m.to, m.body.clone()))
+        .collect();
+    assert_eq!(own, vec![(NodeId(1), Body::VoteResponse { granted: true })]);
     assert_eq!(
         rd.hard_state.map(|h| h.vote),
         Some(Some(NodeId(1))),
@@ -192,9 +201,16 @@ fn stale_terms_are_rejected_and_newer_terms_adopted() {
     };
     n.step(msg(2, 1, 4, vote)).expect("ok");
     let rd = n.ready();
-    assert!(
-        rd.messages_after_persist.is_empty() && rd.messages.is_empty(),
-        "stale vote ignored"
+    let answers: Vec<(Term, Body)> = rd
+        .messages
+        .iter()
+        .chain(&rd.messages_after_persist)
+        .map(|m| (m.term, m.body.clone()))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![(Term(5), Body::VoteResponse { granted: false })],
+        "a stale vote request is refused with our term (Figure 2)"
     );
     assert_eq!(n.term(), Term(5));
     let hb = Body::Heartbeat {
@@ -648,9 +664,11 @@ fn a_lagging_follower_gets_a_chunked_snapshot_and_resumes_after_a_loss() {
     assert_eq!(c.snapshot_needed.get(&NodeId(1)), Some(&vec![NodeId(3)]));
     let image = vec![7u8; 10_000]; // three chunks of at least 4096 bytes
     let term = c.node(1).log().term(applied).expect("snapshot point");
+    let membership = c.node(1).membership_at(applied).expect("held").clone();
     let snap = Snapshot {
         index: applied,
         term,
+        membership,
         data: image.clone().into(),
     };
     c.node(1)

@@ -45,6 +45,9 @@ struct Totals {
     elections: u64,
     crashes: u64,
     transfers: u64,
+    conf_changes: u64,
+    leader_removals: u64,
+    conf_changes_refused: u64,
     compactions: u64,
     snapshots_installed: u64,
     inconclusive: u64,
@@ -61,6 +64,9 @@ impl Totals {
         self.elections += s.elections;
         self.crashes += s.crashes;
         self.transfers += s.transfers;
+        self.conf_changes += s.conf_changes;
+        self.leader_removals += s.leader_removals;
+        self.conf_changes_refused += s.conf_changes_refused;
         self.compactions += s.compactions;
         self.snapshots_installed += s.snapshots_installed;
         self.inconclusive += s.linearizability.inconclusive as u64;
@@ -132,8 +138,9 @@ fn main() {
     let t = totals.into_inner().expect("no panics while locked");
     println!(
         "{} seeds clean in {:.1} s wall ({:.1} s virtual): {} events, {} ops ok, {} unknown, \
-         {} failed, {} elections, {} crashes, {} transfers, {} compactions, {} snapshots \
-         installed, {} registers inconclusive",
+         {} failed, {} elections, {} crashes, {} transfers, {} membership changes ({} removing \
+         the leader, {} refused), {} compactions, {} snapshots installed, {} registers \
+         inconclusive",
         t.seeds,
         started.elapsed().as_secs_f64(),
         t.virtual_us as f64 / 1e6,
@@ -144,6 +151,9 @@ fn main() {
         t.elections,
         t.crashes,
         t.transfers,
+        t.conf_changes,
+        t.leader_removals,
+        t.conf_changes_refused,
         t.compactions,
         t.snapshots_installed,
         t.inconclusive

@@ -16,10 +16,10 @@
 pub mod record;
 
 use crate::raft::Restored;
-use crate::types::{Entry, GroupId, HardState, LogIndex, NodeId, Term};
+use crate::types::{Entry, EntryKind, GroupId, HardState, LogIndex, NodeId, Term};
 use ferrisdb_io::Disk;
 use ferrisdb_io::log::{Log, LogOptions, Lsn};
-use record::{DecodeError, READY_FIXED_BYTES, Record, ready_entry_bytes};
+use record::{DecodeError, READY_FIXED_BYTES, Record, entry_header_bytes};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -218,14 +218,14 @@ impl Replayed {
 /// How many of `entries` (at least one, if any) fit `room` bytes of a
 /// Ready record.
 fn entries_fitting(entries: &[Entry], room: usize) -> usize {
-    let mut bytes = 0;
-    let mut n = 0;
+    let (mut data, mut kinds, mut n) = (0, false, 0);
     for e in entries {
-        bytes += ready_entry_bytes(e);
+        let k = kinds || e.kind != EntryKind::Normal;
+        let bytes = (n + 1) * entry_header_bytes(k) + data + e.data.len();
         if n > 0 && bytes > room {
             break;
         }
-        n += 1;
+        (data, kinds, n) = (data + e.data.len(), k, n + 1);
     }
     n
 }
@@ -280,6 +280,9 @@ impl<D: Disk> CoreLog<D> {
                     hard_state,
                     before: s.compacted,
                     entries: r.entries,
+                    // The configuration at the compaction point is in the
+                    // state machine's snapshot, which the host restores.
+                    membership: None,
                 },
             );
             groups.insert(group, s);

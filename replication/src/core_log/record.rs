@@ -6,13 +6,22 @@
 //! Ready (kind 1): one group's entries and/or commit index
 //!   0  u8   kind = 1
 //!   1  u8   flags: bit 0 = a commit index follows
+//!                  bit 1 = entries carry their kind
 //!   2  u16  zero
 //!   4  u32  entry count n
 //!   8  u64  group
 //!  16  u64  index of the first entry (0 when n = 0); an index at or below
 //!           the group's last replaces the suffix from there
 //!  24  u64  commit (present when flags bit 0)
-//!   …  n × { u64 term, u32 len, len bytes }
+//!   …  n × { u64 term, u32 len, len bytes }                 (flags bit 1 clear)
+//!      n × { u64 term, u32 len, u8 kind, 3 × zero, len bytes } (flags bit 1 set)
+//!
+//! Entry kinds: 0 = normal (a command, or the empty no-op), 1 = a
+//! configuration (`raft::Membership` payload). Bit 1 is set only in records
+//! holding an entry other than normal, so a record of normal entries is
+//! byte for byte what the format was before kinds existed (old logs read
+//! back unchanged), and a reader that predates kinds refuses a record with
+//! a configuration as "unknown flags" instead of misreading it.
 //!
 //! Vote (kind 2): a group's term and vote (written to the vote log)
 //!   0  u8   kind = 2, 1..8 zero
@@ -27,17 +36,20 @@
 //!  24  u64  term of the entry at index
 //! ```
 
-use crate::types::{Entry, GroupId, LogIndex, NodeId, Term};
+use crate::types::{Entry, EntryKind, GroupId, LogIndex, NodeId, Term};
 
 const KIND_READY: u8 = 1;
 const KIND_VOTE: u8 = 2;
 const KIND_COMPACTED: u8 = 3;
 const FLAG_COMMIT: u8 = 1;
+const FLAG_KINDS: u8 = 2;
 const READY_HEADER_BYTES: usize = 24;
 /// Bytes of a Ready record besides its entries: the header and a commit.
 pub const READY_FIXED_BYTES: usize = READY_HEADER_BYTES + 8;
 const FIXED_BYTES: usize = 32;
 const ENTRY_HEADER_BYTES: usize = 12;
+/// An entry header with its kind (flags bit 1).
+const KINDED_ENTRY_HEADER_BYTES: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
@@ -67,9 +79,23 @@ pub struct DecodeError {
     pub why: &'static str,
 }
 
-/// Bytes `e` takes in a Ready record.
-pub fn ready_entry_bytes(e: &Entry) -> usize {
-    ENTRY_HEADER_BYTES + e.data.len()
+/// Bytes of each entry's header in a Ready record, with or without kinds.
+pub fn entry_header_bytes(kinds: bool) -> usize {
+    if kinds {
+        KINDED_ENTRY_HEADER_BYTES
+    } else {
+        ENTRY_HEADER_BYTES
+    }
+}
+
+/// Bytes `entries` take in one Ready record.
+pub fn ready_entries_bytes(entries: &[Entry]) -> usize {
+    let header = entry_header_bytes(needs_kinds(entries));
+    entries.iter().map(|e| header + e.data.len()).sum()
+}
+
+fn needs_kinds(entries: &[Entry]) -> bool {
+    entries.iter().any(|e| e.kind != EntryKind::Normal)
 }
 
 impl Record {
@@ -80,10 +106,14 @@ impl Record {
                 entries,
                 commit,
             } => {
-                let body: usize = entries.iter().map(ready_entry_bytes).sum();
-                let mut b = Vec::with_capacity(READY_FIXED_BYTES + body);
+                let kinds = needs_kinds(entries);
+                let mut b = Vec::with_capacity(READY_FIXED_BYTES + ready_entries_bytes(entries));
                 b.push(KIND_READY);
-                b.push(if commit.is_some() { FLAG_COMMIT } else { 0 });
+                let mut flags = if commit.is_some() { FLAG_COMMIT } else { 0 };
+                if kinds {
+                    flags |= FLAG_KINDS;
+                }
+                b.push(flags);
                 b.extend_from_slice(&[0, 0]);
                 let n = u32::try_from(entries.len()).expect("a Ready holds < 2^32 entries");
                 b.extend_from_slice(&n.to_le_bytes());
@@ -102,6 +132,9 @@ impl Record {
                     b.extend_from_slice(&e.term.0.to_le_bytes());
                     let len = u32::try_from(e.data.len()).expect("entry fits a record");
                     b.extend_from_slice(&len.to_le_bytes());
+                    if kinds {
+                        b.extend_from_slice(&[e.kind.code(), 0, 0, 0]);
+                    }
                     b.extend_from_slice(&e.data);
                 }
                 b
@@ -130,9 +163,10 @@ impl Record {
                 } else {
                     None
                 };
-                if flags & !FLAG_COMMIT != 0 {
+                if flags & !(FLAG_COMMIT | FLAG_KINDS) != 0 {
                     return Err(r.error("unknown flags"));
                 }
+                let kinds = flags & FLAG_KINDS != 0;
                 if n > 0 && first == 0 {
                     return Err(r.error("entries at index 0"));
                 }
@@ -144,10 +178,18 @@ impl Record {
                 for k in 0..u64::from(n) {
                     let term = Term(r.u64()?);
                     let len = r.u32()? as usize;
+                    let kind = if kinds {
+                        let code = r.u8()?;
+                        r.skip(3)?;
+                        EntryKind::from_code(code).ok_or_else(|| r.error("unknown entry kind"))?
+                    } else {
+                        EntryKind::Normal
+                    };
                     let data = r.bytes(len)?;
                     entries.push(Entry {
                         term,
                         index: LogIndex(first + k),
+                        kind,
                         data: data.into(),
                     });
                 }
@@ -249,10 +291,16 @@ mod tests {
     use super::*;
 
     fn samples() -> Vec<Record> {
-        let e = |i, t, d: &[u8]| Entry {
-            term: Term(t),
-            index: LogIndex(i),
-            data: d.into(),
+        let e = |i, t, d: &[u8]| Entry::normal(LogIndex(i), Term(t), d.into());
+        let conf = |i, t| {
+            let m =
+                crate::raft::Membership::new(&[NodeId(1), NodeId(2)], &[NodeId(3)]).expect("valid");
+            Entry {
+                term: Term(t),
+                index: LogIndex(i),
+                kind: EntryKind::ConfChange,
+                data: m.encode(),
+            }
         };
         vec![
             Record::Ready {
@@ -269,6 +317,11 @@ mod tests {
                 group: GroupId(1),
                 entries: vec![e(1, 1, b"x")],
                 commit: None,
+            },
+            Record::Ready {
+                group: GroupId(2),
+                entries: vec![e(4, 2, b"y"), conf(5, 2), e(6, 2, b"")],
+                commit: Some(LogIndex(3)),
             },
             Record::Vote {
                 group: GroupId(3),
@@ -321,5 +374,32 @@ mod tests {
         .encode();
         b[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(Record::decode(&b).is_err());
+    }
+
+    /// A record of normal entries is laid out exactly as before entry kinds
+    /// existed (no kind bytes, flags bit 1 clear), so logs written then read
+    /// back unchanged; a record holding a configuration sets bit 1.
+    #[test]
+    fn kinds_are_written_only_when_a_record_needs_them() {
+        let plain = Record::Ready {
+            group: GroupId(1),
+            entries: vec![Entry::normal(LogIndex(1), Term(1), b"ab".as_slice().into())],
+            commit: None,
+        };
+        let mut expected = vec![KIND_READY, 0, 0, 0, 1, 0, 0, 0];
+        expected.extend_from_slice(&1u64.to_le_bytes()); // group
+        expected.extend_from_slice(&1u64.to_le_bytes()); // first index
+        expected.extend_from_slice(&1u64.to_le_bytes()); // term
+        expected.extend_from_slice(&2u32.to_le_bytes()); // len
+        expected.extend_from_slice(b"ab");
+        assert_eq!(plain.encode(), expected);
+        let with_conf = &samples()[3];
+        let b = with_conf.encode();
+        assert_eq!(b[1], FLAG_COMMIT | FLAG_KINDS);
+        // An unknown kind code is an error, not a guess.
+        let mut bad = b.clone();
+        let at = READY_FIXED_BYTES + 8 + 4; // first entry's kind byte
+        bad[at] = 9;
+        assert!(Record::decode(&bad).is_err());
     }
 }

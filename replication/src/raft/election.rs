@@ -1,6 +1,7 @@
 //! Leader election (§5.2) with pre-vote and check-quorum (Ongaro's thesis
 //! §9.6, §6.2), and the election restriction (§5.4.1).
 
+use super::membership::VoteResult;
 use super::message::Body;
 use super::progress::Progress;
 use super::{PlantedBug, Raft, Role};
@@ -9,7 +10,7 @@ use crate::types::{Entry, NodeId, Term};
 impl Raft {
     pub(super) fn tick_election(&mut self) {
         self.election_elapsed += 1;
-        if self.is_voter() && self.election_elapsed >= self.randomized_timeout {
+        if self.can_campaign() && self.election_elapsed >= self.randomized_timeout {
             self.election_elapsed = 0;
             if self.cfg.pre_vote {
                 self.become_pre_candidate();
@@ -38,25 +39,31 @@ impl Raft {
         }
     }
 
-    /// Counts voters heard from since the last call (this node included) and
+    /// Whether the voters heard from since the last call (this node
+    /// included, if it votes) form a quorum (of both halves while joint);
     /// starts a new round.
     fn quorum_recently_active(&mut self) -> bool {
-        let mut active = 1;
-        for (id, pr) in self.progress.iter_mut() {
-            if pr.recent_active && self.voters.contains(id) {
-                active += 1;
-            }
+        let me = self.cfg.id;
+        let active = self
+            .voting()
+            .has_quorum(|id| id == me || self.progress.get(&id).is_some_and(|p| p.recent_active));
+        for pr in self.progress.values_mut() {
             pr.recent_active = false;
         }
-        active >= self.quorum()
+        active
     }
 
-    /// A follower that heard from a leader within the shortest election
-    /// timeout (or restarted within it) ignores vote requests: a live leader
-    /// is not disturbed by a partitioned node rejoining, and a leader lease
-    /// stays sound across a voter's restart.
+    /// §6: "if a server receives a RequestVote request within the minimum
+    /// election timeout of hearing from a current leader, it does not
+    /// update its term or grant its vote": a live leader is not disturbed
+    /// by a removed server (one that never learned of its removal keeps
+    /// campaigning) or a partitioned node rejoining. A leader hears from
+    /// itself. With check-quorum a node that restarted within that timeout
+    /// ignores them too, so a leader lease stays sound across a voter's
+    /// restart.
     pub(super) fn in_lease(&self) -> bool {
-        self.cfg.check_quorum && self.election_elapsed < self.cfg.election_ticks
+        (self.cfg.check_quorum || self.leader.is_some())
+            && self.election_elapsed < self.cfg.election_ticks
     }
 
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
@@ -103,7 +110,10 @@ impl Raft {
 
     pub(super) fn become_candidate(&mut self, transfer: bool) {
         assert!(self.role != Role::Leader, "a leader does not campaign");
-        assert!(self.is_voter(), "a learner does not campaign");
+        assert!(
+            self.can_campaign(),
+            "a learner or removed node does not campaign"
+        );
         self.term = self.term.next();
         self.vote = Some(self.cfg.id);
         self.role = Role::Candidate;
@@ -111,7 +121,16 @@ impl Raft {
         self.votes.clear();
         self.election_elapsed = 0;
         self.reset_randomized_timeout();
-        self.votes.insert(self.cfg.id, true);
+        // The candidate's own vote counts once it is durable, like every
+        // other vote: it comes back to this node after persistence (as in
+        // etcd). A single voter would otherwise lead before its term and
+        // vote are durable; a crash could then lose them, and the node
+        // would elect itself in that term again, or vote for another node
+        // in it: two leaders of one term, and with a learner, two entries
+        // under one (index, term) (found by the simulator, seeds 70196 and
+        // 18419).
+        let me = self.cfg.id;
+        self.send(me, self.term, Body::VoteResponse { granted: true });
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         for to in self.peers() {
             let body = Body::Vote {
@@ -154,32 +173,27 @@ impl Raft {
         // §5.4.2 / §8: a leader commits entries of earlier terms only by
         // committing one of its own; the no-op does that at once, and also
         // tells the leader what is committed before it serves reads.
-        let noop = Entry {
-            term: self.term,
-            index: next,
-            data: Vec::new().into(),
-        };
+        let noop = Entry::normal(next, self.term, Vec::new().into());
         self.log.append(&[noop]);
         self.broadcast_append(true);
     }
 
-    /// Counts votes; wins or loses the (pre-)election.
+    /// Counts votes (a majority of each half while joint, §6); wins or
+    /// loses the (pre-)election.
     fn poll(&mut self) {
-        let granted = self.votes.values().filter(|&&g| g).count();
-        let rejected = self.votes.len() - granted;
-        if granted >= self.quorum() {
-            match self.role {
+        match self.voting().vote_result(&self.votes) {
+            VoteResult::Won => match self.role {
                 Role::PreCandidate => self.become_candidate(false),
                 Role::Candidate => self.become_leader(),
                 _ => {}
-            }
-        } else if rejected >= self.quorum() {
-            self.become_follower(self.term, None);
+            },
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
         }
     }
 
     pub(super) fn record_vote(&mut self, from: NodeId, granted: bool) {
-        if self.voters.contains(&from) {
+        if self.membership().is_voter(from) {
             self.votes.entry(from).or_insert(granted);
             self.poll();
         }

@@ -317,11 +317,7 @@ mod tests {
     use super::*;
 
     fn e(index: u64, term: u64) -> Entry {
-        Entry {
-            term: Term(term),
-            index: LogIndex(index),
-            data: vec![index as u8].into(),
-        }
+        Entry::normal(LogIndex(index), Term(term), vec![index as u8].into())
     }
 
     fn log_of(terms: &[u64]) -> RaftLog {

@@ -1,5 +1,6 @@
 //! Messages between the replicas of one group.
 
+use super::membership::Membership;
 use crate::types::{Entry, GroupId, LogIndex, NodeId, Payload, Term};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,10 +68,12 @@ pub enum Body {
     /// Leadership transfer: campaign now, ignoring the election timer.
     TimeoutNow,
     /// InstallSnapshot (§7), one chunk at `offset` of the image at
-    /// (`index`, `term`); `done` marks the last chunk.
+    /// (`index`, `term`), with the configuration in force at `index`;
+    /// `done` marks the last chunk.
     Snapshot {
         index: LogIndex,
         snapshot_term: Term,
+        membership: Membership,
         offset: u64,
         data: Payload,
         done: bool,

@@ -1,7 +1,8 @@
 //! The Raft core of one group: a sans-IO state machine.
 //!
 //! Inputs: [`Raft::tick`], [`Raft::step`] (a message), [`Raft::propose`] (a
-//! batch), [`Raft::read_index`], [`Raft::persisted`]. Outputs are collected
+//! batch), [`Raft::propose_conf_change`], [`Raft::read_index`],
+//! [`Raft::persisted`]. Outputs are collected
 //! in a [`Ready`] taken with [`Raft::ready`]. There is no clock, socket, file
 //! or ambient randomness inside: time is the tick count, randomness a seeded
 //! generator from [`Config::seed`].
@@ -12,14 +13,21 @@
 //! everything after) and write `hard_state`, entries first; once those writes
 //! and every earlier one are durable, send `messages_after_persist` and call
 //! [`Raft::persisted`] with the last entry's index and term. Apply `committed`
-//! in order. Serve each `ReadState` once the applied index reaches its index.
+//! in order (skipping [`EntryKind::ConfChange`] entries, which the core
+//! interprets itself; a snapshot image records [`Raft::membership_at`] its
+//! index). Serve each `ReadState` once the applied index reaches its index.
 //! On `leadership_lost`, fail every proposal not yet applied with a retryable
 //! "outcome unknown" error (it may still commit under the next leader), and
-//! fail the reads listed in `failed_reads`.
+//! fail the reads listed in `failed_reads`. `messages_after_persist` may
+//! hold a message to this node itself — a candidate's own vote, counted only
+//! once durable — which the host delivers back with [`Raft::step`].
 
+mod conf_change;
+mod configs;
 mod election;
 mod invariants;
 pub mod log;
+pub mod membership;
 pub mod message;
 pub mod progress;
 mod read;
@@ -28,12 +36,17 @@ mod snapshot;
 mod transfer;
 
 use crate::rng::Rng;
-use crate::types::{Entry, GroupId, HardState, LogIndex, NodeId, Payload, Snapshot, Term};
+use crate::types::{
+    Entry, EntryKind, GroupId, HardState, LogIndex, NodeId, Payload, Snapshot, Term,
+};
+use configs::Configs;
 use log::RaftLog;
 use message::{Body, Message};
 use progress::Progress;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+pub use membership::{Membership, VoteResult};
 pub use read::ReadState;
 
 /// Largest number of entries one proposal batch may carry.
@@ -62,16 +75,27 @@ pub enum PlantedBug {
     /// Answer a read at a follower from its own commit index, without asking
     /// the leader (a stale read).
     FollowerReadsLocally,
+    /// Switch from C_old straight to C_new, without the joint phase (§6:
+    /// "it isn't possible to atomically switch all of the servers at
+    /// once").
+    ConfChangeWithoutJoint,
+    /// While joint, count only C_new's majority (for commitment, elections,
+    /// reads and check-quorum) instead of both.
+    JointQuorumNewOnly,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub id: NodeId,
     pub group: GroupId,
-    /// Every voting member (this node included, unless it is a learner).
+    /// The group's bootstrap voters: the configuration in force at index 0,
+    /// the same on every replica, including replicas added later (which
+    /// start outside it and learn their membership from the log or a
+    /// snapshot). Later configurations come from the log (§6).
     pub voters: Vec<NodeId>,
-    /// Members that receive the log but neither vote nor count towards a
-    /// quorum (e.g. a replica catching up before it becomes a voter).
+    /// Bootstrap members that receive the log but neither vote nor count
+    /// towards a quorum (e.g. a replica catching up before it becomes a
+    /// voter).
     pub learners: Vec<NodeId>,
     /// The shortest election timeout; each node draws its timeout uniformly
     /// from `election_ticks..2 * election_ticks` (§5.2). In production a tick
@@ -128,19 +152,17 @@ impl Config {
         }
     }
 
+    /// The bootstrap configuration.
+    pub fn bootstrap(&self) -> Result<Membership, RaftError> {
+        Membership::new(&self.voters, &self.learners)
+            .map_err(|why| RaftError::Config(format!("bootstrap configuration: {why}")))
+    }
+
     fn validate(&self) -> Result<(), RaftError> {
         let bad = |why: &str| Err(RaftError::Config(why.to_string()));
-        if !self.voters.contains(&self.id) && !self.learners.contains(&self.id) {
-            return bad("the node is neither a voter nor a learner");
-        }
-        if self.voters.is_empty() {
-            return bad("no voters");
-        }
-        let mut sorted: Vec<NodeId> = self.voters.iter().chain(&self.learners).copied().collect();
-        sorted.sort();
-        sorted.dedup();
-        if sorted.len() != self.voters.len() + self.learners.len() {
-            return bad("duplicate member");
+        self.bootstrap()?;
+        if self.id == NodeId(0) {
+            return bad("node id 0 is reserved");
         }
         if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
             return bad("need 0 < heartbeat_ticks < election_ticks");
@@ -187,6 +209,12 @@ pub enum RaftError {
     BadTransfer { to: NodeId },
     #[error("bad configuration: {0}")]
     Config(String),
+    #[error(
+        "a membership change is in progress (or this new leader has not yet committed an entry of its term); retry once it completes"
+    )]
+    ConfChangeInProgress,
+    #[error("bad membership change: {0}")]
+    BadConfChange(&'static str),
     #[error("restored state is inconsistent: {0}")]
     BadRestore(String),
 }
@@ -198,6 +226,11 @@ pub struct Restored {
     /// Index and term of the entry before the first in `entries`.
     pub before: (LogIndex, Term),
     pub entries: Vec<Entry>,
+    /// The configuration in force at `before`: the host takes it from the
+    /// snapshot it restores its state machine from (`Snapshot::membership`).
+    /// `None`: the bootstrap configuration of [`Config`] (right when no
+    /// configuration entry was ever compacted away).
+    pub membership: Option<Membership>,
 }
 
 /// Where a proposed batch landed: entries `first..=last` of `term`. The host
@@ -249,11 +282,10 @@ pub struct Raft {
     role: Role,
     leader: Option<NodeId>,
     log: RaftLog,
-    /// Sorted; includes this node unless it is a learner.
-    voters: Vec<NodeId>,
-    /// Sorted.
-    learners: Vec<NodeId>,
-    /// Leader only: every other voter.
+    /// The configuration at the compaction point and every configuration
+    /// entry of the log; the latest is in force.
+    configs: Configs,
+    /// Leader only: every other member (voters of both halves, learners).
     progress: BTreeMap<NodeId, Progress>,
     /// Candidate and pre-candidate: responses so far.
     votes: BTreeMap<NodeId, bool>,
@@ -266,8 +298,8 @@ pub struct Raft {
     reads: read::ReadQueue,
     out: Ready,
     transfer: Option<transfer::Transfer>,
-    /// Follower: the snapshot being received (index, term, bytes so far).
-    incoming: Option<(LogIndex, Term, Vec<u8>)>,
+    /// Follower: the snapshot being received.
+    incoming: Option<snapshot::Incoming>,
     /// Set once this leader sent `TimeoutNow`: no lease reads for the rest
     /// of its term.
     lease_forfeited: bool,
@@ -321,19 +353,42 @@ impl Raft {
         } else {
             (hs.term, hs.vote)
         };
-        let mut voters = cfg.voters.clone();
-        voters.sort();
-        let mut learners = cfg.learners.clone();
-        learners.sort();
+        let base = match restored.membership {
+            Some(m) => {
+                m.validate().map_err(|why| {
+                    RaftError::BadRestore(format!("configuration at the snapshot: {why}"))
+                })?;
+                m
+            }
+            None => cfg.bootstrap()?,
+        };
+        let conf_entries: Vec<Entry> = restored
+            .entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::ConfChange)
+            .cloned()
+            .collect();
+        for e in &conf_entries {
+            Membership::decode(&e.data).map_err(|why| {
+                RaftError::BadRestore(format!("configuration entry {}: {why}", e.index))
+            })?;
+        }
+        let log = RaftLog::restore(restored.before, restored.entries, hs.commit);
+        let mut configs = Configs::new(base);
+        configs.on_append(&log, &conf_entries);
+        if let Some(why) = configs.chain_error(&log)
+            && !cfg.plants(PlantedBug::ConfChangeWithoutJoint)
+        {
+            return Err(RaftError::BadRestore(why));
+        }
         let mut raft = Raft {
             rng: Rng::new(cfg.seed),
             term,
             vote,
             role: Role::Follower,
             leader: None,
-            log: RaftLog::restore(restored.before, restored.entries, hs.commit),
-            voters,
-            learners,
+            log,
+            configs,
             progress: BTreeMap::new(),
             votes: BTreeMap::new(),
             election_elapsed: 0,
@@ -442,11 +497,7 @@ impl Raft {
         let entries: Vec<Entry> = batch
             .into_iter()
             .enumerate()
-            .map(|(n, data)| Entry {
-                term: self.term,
-                index: LogIndex(first.0 + n as u64),
-                data,
-            })
+            .map(|(n, data)| Entry::normal(LogIndex(first.0 + n as u64), self.term, data))
             .collect();
         self.log.append(&entries);
         let last = self.log.last_index();
@@ -495,27 +546,30 @@ impl Raft {
         rd
     }
 
-    fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
+    /// The configuration whose majorities decide elections, commitment,
+    /// reads and check-quorum: the one in force (both halves while joint).
+    fn voting(&self) -> Cow<'_, Membership> {
+        voting(&self.configs, self.planted(PlantedBug::JointQuorumNewOnly))
     }
 
     fn is_voter(&self) -> bool {
-        self.voters.contains(&self.cfg.id)
+        self.membership().is_voter(self.cfg.id)
     }
 
-    /// Other voters (asked for votes, counted for quorums).
+    /// Other voters of either half (asked for votes).
     fn peers(&self) -> Vec<NodeId> {
-        self.voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.cfg.id)
-            .collect()
+        let m = self.membership();
+        let mut out: Vec<NodeId> = m.voters.iter().chain(&m.outgoing).copied().collect();
+        out.sort();
+        out.dedup();
+        out.retain(|&v| v != self.cfg.id);
+        out
     }
 
-    /// Everyone the leader replicates to: other voters and learners.
+    /// Everyone the leader replicates to: every other member.
     fn targets(&self) -> Vec<NodeId> {
-        let mut out = self.peers();
-        out.extend(self.learners.iter().copied().filter(|&l| l != self.cfg.id));
+        let mut out = self.membership().members();
+        out.retain(|&v| v != self.cfg.id);
         out
     }
 
@@ -543,21 +597,41 @@ impl Raft {
         self.randomized_timeout = e + self.rng.below(e);
     }
 
+    /// Runs after every input: finishes a membership change the input made
+    /// possible, then checks the invariants.
     fn after_input(&mut self) {
+        self.advance_membership();
         if self.cfg.check_invariants {
             self.check_invariants();
         }
     }
 
+    fn planted(&self, bug: PlantedBug) -> bool {
+        self.cfg.plants(bug)
+    }
+}
+
+impl Config {
     /// Whether `bug` is planted (always false without the feature).
     #[cfg(feature = "planted-bugs")]
-    fn planted(&self, bug: PlantedBug) -> bool {
-        self.cfg.planted_bug == Some(bug)
+    fn plants(&self, bug: PlantedBug) -> bool {
+        self.planted_bug == Some(bug)
     }
 
     #[cfg(not(feature = "planted-bugs"))]
-    fn planted(&self, _bug: PlantedBug) -> bool {
+    fn plants(&self, _bug: PlantedBug) -> bool {
         false
+    }
+}
+
+/// [`Raft::voting`] over the configurations alone, for callers that hold
+/// other fields of the core mutably.
+fn voting(configs: &Configs, new_only: bool) -> Cow<'_, Membership> {
+    let current = configs.current();
+    if new_only && current.is_joint() {
+        Cow::Owned(current.incoming_only())
+    } else {
+        Cow::Borrowed(current)
     }
 }
 
@@ -571,7 +645,7 @@ fn validate(m: &Message) -> Result<(), RaftError> {
             why,
         })
     };
-    if m.from == m.to {
+    if m.from == m.to && !matches!(m.body, Body::VoteResponse { granted: true }) {
         return bad("sent to itself");
     }
     if let Body::Append {
@@ -594,15 +668,27 @@ fn validate(m: &Message) -> Result<(), RaftError> {
         if *prev_term > m.term {
             return bad("prev_term above the message term");
         }
+        let conf = entries.iter().filter(|e| e.kind == EntryKind::ConfChange);
+        if conf
+            .into_iter()
+            .any(|e| Membership::decode(&e.data).is_err())
+        {
+            return bad("malformed configuration entry");
+        }
     }
     if let Body::Snapshot {
         index,
         snapshot_term,
+        membership,
         ..
     } = &m.body
-        && (*snapshot_term > m.term || index.0 == 0)
     {
-        return bad("snapshot point out of range");
+        if *snapshot_term > m.term || index.0 == 0 {
+            return bad("snapshot point out of range");
+        }
+        if membership.validate().is_err() {
+            return bad("malformed snapshot configuration");
+        }
     }
     Ok(())
 }

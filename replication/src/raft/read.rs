@@ -4,7 +4,7 @@
 //! leases (skip the round while a quorum acknowledged a heartbeat sent less
 //! than `election_ticks - drift_ticks` ago).
 
-use super::{PlantedBug, READS_PENDING_MAX, Raft, RaftError, Role};
+use super::{PlantedBug, READS_PENDING_MAX, Raft, RaftError, Role, voting};
 use crate::types::{LogIndex, NodeId};
 use std::collections::{BTreeSet, VecDeque};
 
@@ -78,7 +78,8 @@ impl Raft {
             return;
         }
         let index = self.log.committed();
-        if self.quorum() == 1 || self.lease_valid() {
+        let me = self.cfg.id;
+        if self.voting().has_quorum(|id| id == me) || self.lease_valid() {
             self.out.read_states.push(ReadState { ctx, index });
             return;
         }
@@ -94,41 +95,40 @@ impl Raft {
         self.broadcast_heartbeat();
     }
 
-    /// The lease holds while a quorum acknowledged heartbeats sent at or
-    /// after `start` and `now < start + election_ticks - drift_ticks`: none of
-    /// those voters grants a vote within `election_ticks` of receiving it.
+    /// The lease holds while a quorum (of both halves while joint)
+    /// acknowledged heartbeats sent at or after `start` and `now < start +
+    /// election_ticks - drift_ticks`: none of those voters grants a vote
+    /// within `election_ticks` of receiving it.
     fn lease_valid(&self) -> bool {
         if !self.cfg.lease_reads || self.lease_forfeited {
             return false;
         }
-        let mut acked: Vec<u64> = self
-            .voters
-            .iter()
-            .map(|v| {
-                if *v == self.cfg.id {
-                    self.ticks
-                } else {
-                    self.progress[v].ack_tick
-                }
-            })
-            .collect();
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let start = acked[self.quorum() - 1];
+        let me = self.cfg.id;
+        let start = self.voting().quorum_value(|v| {
+            if v == me {
+                self.ticks
+            } else {
+                self.progress[&v].ack_tick
+            }
+        });
         start > 0 && self.ticks < start + self.cfg.election_ticks - self.cfg.drift_ticks
     }
 
     pub(super) fn on_read_ack(&mut self, from: NodeId, seq: u64) {
-        if !self.voters.contains(&from) {
+        if !self.membership().is_voter(from) {
             return; // a learner's acknowledgement proves nothing
         }
-        let quorum = self.quorum();
+        let voting = voting(
+            &self.configs,
+            self.cfg.plants(PlantedBug::JointQuorumNewOnly),
+        );
         let mut ready_upto = None;
         for (n, read) in self.reads.pending.iter_mut().enumerate() {
             if read.seq > seq {
                 break;
             }
             read.acks.insert(from);
-            if read.acks.len() >= quorum {
+            if voting.has_quorum(|id| read.acks.contains(&id)) {
                 ready_upto = Some(n);
             }
         }

@@ -4,6 +4,7 @@
 
 use super::message::{Body, Message};
 use super::progress::ProgressState;
+use super::snapshot::Chunk;
 use super::{PlantedBug, Raft, Role};
 use crate::types::{LogIndex, NodeId, Term};
 
@@ -41,6 +42,14 @@ impl Raft {
                 }
                 Body::PreVote { .. } => {
                     self.send(m.from, self.term, Body::PreVoteResponse { granted: false });
+                }
+                // Figure 2: "Reply false if term < currentTerm": the answer
+                // carries our term, so a candidate that fell behind (say,
+                // one nobody else talks to after a membership change: found
+                // by the simulator, seed 11084) learns it and can campaign
+                // in a term that counts.
+                Body::Vote { .. } => {
+                    self.send(m.from, self.term, Body::VoteResponse { granted: false });
                 }
                 _ => {}
             }
@@ -158,11 +167,22 @@ impl Raft {
             Body::Snapshot {
                 index,
                 snapshot_term,
+                membership,
                 offset,
                 data,
                 done,
-            } => self.handle_snapshot_chunk(m.from, index, snapshot_term, offset, &data, done),
-            Body::TimeoutNow if self.is_voter() => self.become_candidate(true),
+            } => {
+                let chunk = Chunk {
+                    index,
+                    term: snapshot_term,
+                    membership: &membership,
+                    offset,
+                    data: &data,
+                    done,
+                };
+                self.handle_snapshot_chunk(m.from, chunk);
+            }
+            Body::TimeoutNow if self.can_campaign() => self.become_candidate(true),
             _ => {}
         }
     }
@@ -193,6 +213,9 @@ impl Raft {
             self.send(from, self.term, body);
             return;
         };
+        // §6: a configuration is in force as soon as it is in the log; one
+        // the leader's entries replaced rolls back.
+        self.configs.on_append(&self.log, entries);
         // §5.3: "set commitIndex = min(leaderCommit, index of last new
         // entry)".
         self.log.commit_to(commit.min(last_new));
@@ -304,22 +327,17 @@ impl Raft {
     }
 
     /// §5.3/§5.4.2: the highest index stored on a quorum (the leader counts
-    /// its own entries once durable) is committed if its entry is of the
-    /// current term.
+    /// its own entries once durable, if it votes; a majority of each half
+    /// while joint, §6) is committed if its entry is of the current term.
     pub(super) fn maybe_commit(&mut self) -> bool {
-        let mut matches: Vec<LogIndex> = self
-            .voters
-            .iter()
-            .map(|v| {
-                if *v == self.cfg.id {
-                    self.log.persisted()
-                } else {
-                    self.progress[v].match_index
-                }
-            })
-            .collect();
-        matches.sort_unstable_by(|a, b| b.cmp(a));
-        let quorum_index = matches[self.quorum() - 1];
+        let me = self.cfg.id;
+        let quorum_index = self.voting().quorum_value(|v| {
+            if v == me {
+                self.log.persisted()
+            } else {
+                self.progress[&v].match_index
+            }
+        });
         if quorum_index <= self.log.committed() {
             return false;
         }

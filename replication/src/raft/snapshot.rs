@@ -3,6 +3,7 @@
 //! entries gets a snapshot instead, sent in chunks one at a time, resumed
 //! from the last acknowledged byte after a loss.
 
+use super::membership::Membership;
 use super::message::Body;
 use super::progress::ProgressState;
 use super::{Raft, RaftError, Role};
@@ -13,16 +14,39 @@ pub const SNAPSHOT_CHUNK_BYTES_MIN: usize = 4096;
 /// Largest snapshot a follower accepts.
 pub const SNAPSHOT_BYTES_MAX: usize = 1 << 30;
 
+/// One snapshot chunk as received.
+pub(super) struct Chunk<'a> {
+    pub(super) index: LogIndex,
+    pub(super) term: Term,
+    pub(super) membership: &'a Membership,
+    pub(super) offset: u64,
+    pub(super) data: &'a [u8],
+    pub(super) done: bool,
+}
+
+/// Follower: the snapshot being received.
+#[derive(Debug)]
+pub(super) struct Incoming {
+    index: LogIndex,
+    term: Term,
+    /// The configuration at `index`, from the first chunk.
+    membership: Membership,
+    bytes: Vec<u8>,
+}
+
 impl Raft {
     /// The host's state machine holds everything up to `index`: entries up to
     /// it (at most the applied and persisted index) leave memory.
     pub fn compact(&mut self, index: LogIndex) {
-        self.log.compact_to(index);
+        if self.log.compact_to(index) {
+            self.configs.on_compact(&self.log);
+        }
         self.after_input();
     }
 
     /// Sends `snapshot` to `to`, which asked for one (`Ready::snapshot_needed`).
-    /// The snapshot must cover the leader's compaction point.
+    /// The snapshot must cover the leader's compaction point and carry the
+    /// configuration in force at its index ([`Raft::membership_at`]).
     pub fn send_snapshot(&mut self, to: NodeId, snapshot: Snapshot) -> Result<(), RaftError> {
         if self.role != Role::Leader {
             return Err(RaftError::NotLeader {
@@ -30,7 +54,8 @@ impl Raft {
             });
         }
         let usable = snapshot.index >= self.log.snapshot_index()
-            && self.log.term(snapshot.index) == Some(snapshot.term);
+            && self.log.term(snapshot.index) == Some(snapshot.term)
+            && self.membership_at(snapshot.index) == Some(&snapshot.membership);
         let Some(pr) = self.progress.get_mut(&to) else {
             return Err(RaftError::BadSnapshot);
         };
@@ -72,6 +97,7 @@ impl Raft {
         let body = Body::Snapshot {
             index: snap.index,
             snapshot_term: snap.term,
+            membership: snap.membership.clone(),
             offset,
             data: Payload::from(&snap.data[offset as usize..end as usize]),
             done: end == len,
@@ -104,22 +130,22 @@ impl Raft {
     }
 
     /// Follower: one chunk of a snapshot.
-    pub(super) fn handle_snapshot_chunk(
-        &mut self,
-        from: NodeId,
-        index: LogIndex,
-        term: Term,
-        offset: u64,
-        data: &[u8],
-        done: bool,
-    ) {
+    pub(super) fn handle_snapshot_chunk(&mut self, from: NodeId, chunk: Chunk<'_>) {
+        let Chunk {
+            index,
+            term,
+            membership,
+            offset,
+            data,
+            done,
+        } = chunk;
         if index <= self.log.committed() {
             // Already have everything it holds.
             self.incoming = None;
             self.send_append_ack(from, self.log.committed());
             return;
         }
-        let fresh = !matches!(&self.incoming, Some((i, t, _)) if *i == index && *t == term);
+        let fresh = !matches!(&self.incoming, Some(inc) if inc.index == index && inc.term == term);
         if fresh {
             if offset != 0 {
                 self.send(
@@ -129,9 +155,14 @@ impl Raft {
                 );
                 return;
             }
-            self.incoming = Some((index, term, Vec::new()));
+            self.incoming = Some(Incoming {
+                index,
+                term,
+                membership: membership.clone(),
+                bytes: Vec::new(),
+            });
         }
-        let (_, _, buf) = self.incoming.as_mut().expect("set above");
+        let buf = &mut self.incoming.as_mut().expect("set above").bytes;
         if offset != buf.len() as u64 || buf.len() + data.len() > SNAPSHOT_BYTES_MAX {
             let received = if offset == buf.len() as u64 {
                 0
@@ -150,12 +181,16 @@ impl Raft {
             self.send(from, self.term, Body::SnapshotResponse { index, received });
             return;
         }
-        let (index, term, bytes) = self.incoming.take().expect("set above");
-        if self.log.install_snapshot(index, term) {
+        let inc = self.incoming.take().expect("set above");
+        if self.log.install_snapshot(inc.index, inc.term) {
+            // §7: the snapshot carries the configuration at its index; any
+            // configuration entry after it in a kept suffix stays in force.
+            self.configs.on_snapshot(&self.log, inc.membership.clone());
             self.out.snapshot = Some(Snapshot {
-                index,
-                term,
-                data: bytes.into(),
+                index: inc.index,
+                term: inc.term,
+                membership: inc.membership,
+                data: inc.bytes.into(),
             });
         }
         self.send_append_ack(from, self.log.committed());

@@ -16,7 +16,8 @@ pub(super) struct Transfer {
 }
 
 impl Raft {
-    /// Hands leadership to `to`. While the transfer runs (at most an election
+    /// Hands leadership to `to`, a voter of the configuration in force (an
+    /// incoming voter while joint). While the transfer runs (at most an election
     /// timeout), proposals are refused with `TransferInProgress` so the
     /// target can catch up. Once `TimeoutNow` is sent this leader serves no
     /// more lease reads in its term: the target may win without waiting out
@@ -27,7 +28,7 @@ impl Raft {
                 leader: self.leader,
             });
         }
-        if to == self.cfg.id || !self.voters.contains(&to) {
+        if to == self.cfg.id || !self.membership().voters.contains(&to) {
             return Err(RaftError::BadTransfer { to });
         }
         self.transfer = Some(Transfer { to, elapsed: 0 });

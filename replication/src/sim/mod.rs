@@ -5,6 +5,11 @@
 //! `docs/replication.md` for the fault model.
 
 pub mod checker;
+mod clients;
+mod event;
+mod heal;
+mod membership;
+mod nemesis;
 pub mod network;
 pub mod node;
 pub mod plan;

@@ -1,11 +1,11 @@
 //! A simulated node: one Raft core per group, the node's storage model, and
 //! per group a key-value register state machine with client sessions.
 
-use super::run::reply;
+use super::checker::state_machine_safety::StateMachineSafety;
 use super::storage::Storage;
-use super::workload::{ClientId, Key, Outcome, Reply, Request, Value};
-use crate::raft::{Config, Raft, RaftError, Restored, Role};
-use crate::types::{GroupId, LogIndex, NodeId, Payload, Snapshot, Term};
+use super::workload::{ClientId, Key, Outcome, Reply, Request, Value, decode_write, reply};
+use crate::raft::{Config, Raft, RaftError, Ready, Restored, Role};
+use crate::types::{Entry, EntryKind, GroupId, LogIndex, NodeId, Payload, Snapshot, Term};
 use std::collections::BTreeMap;
 
 #[derive(Debug)]
@@ -43,8 +43,18 @@ impl GroupNode {
         let term = log
             .term(index)
             .expect("the applied entry or the snapshot point");
+        let membership = self
+            .raft
+            .membership_at(index)
+            .expect("the applied index is at or above the compaction point")
+            .clone();
         let data = encode_state(&self.kv, &self.sessions);
-        Snapshot { index, term, data }
+        Snapshot {
+            index,
+            term,
+            membership,
+            data,
+        }
     }
 
     /// Snapshots the state machine and drops the log up to the applied
@@ -96,6 +106,7 @@ impl SimNode {
                 hard_state: disk.hard_state,
                 before: disk.before(),
                 entries: disk.entries.clone(),
+                membership: disk.snapshot.as_ref().map(|s| s.membership.clone()),
             };
             let raft = Raft::new(cfg, restored)?;
             let (last_role, last_term) = (raft.role(), raft.term());
@@ -170,4 +181,70 @@ fn take_map(b: &[u8], at: &mut usize) -> BTreeMap<u32, u64> {
         *at += 12;
     }
     map
+}
+
+/// Applies committed entries to the register state machine and answers the
+/// proposals they settle.
+pub(super) fn apply(
+    gn: &mut GroupNode,
+    node: NodeId,
+    group: GroupId,
+    entries: &[Entry],
+    checker: &mut StateMachineSafety,
+    replies: &mut Vec<Reply>,
+) -> Result<(), String> {
+    for e in entries {
+        checker.observe_apply(node, group, e)?;
+        if e.kind != EntryKind::Normal {
+            continue; // a configuration: the core put it in force already
+        }
+        if let Some((client, op, key, value)) = decode_write(&e.data) {
+            let last = gn.sessions.entry(client).or_insert(0);
+            if op > *last {
+                *last = op;
+                gn.kv.insert(key, value);
+            }
+        }
+        if let Some((term, req)) = gn.proposals.remove(&e.index) {
+            // Another entry in our slot means ours can never commit.
+            let outcome = if term == e.term {
+                Outcome::Ok(None)
+            } else {
+                Outcome::Failed { leader: None }
+            };
+            replies.push(reply(req, outcome));
+        }
+    }
+    Ok(())
+}
+
+/// Queues confirmed reads, answers those the applied index reached, and
+/// fails reads and proposals the core gave up on.
+pub(super) fn answer_reads(gn: &mut GroupNode, rd: &Ready, replies: &mut Vec<Reply>) {
+    for rs in &rd.read_states {
+        if let Some(req) = gn.reads.remove(&rs.ctx) {
+            gn.ready_reads.push((rs.index, req));
+        }
+    }
+    let applied = gn.raft.log().applied();
+    let kv = &gn.kv;
+    gn.ready_reads.retain(|(index, req)| {
+        if *index > applied {
+            return true;
+        }
+        replies.push(reply(*req, Outcome::Ok(kv.get(&req.key).copied())));
+        false
+    });
+    for ctx in &rd.failed_reads {
+        if let Some(req) = gn.reads.remove(ctx) {
+            replies.push(reply(req, Outcome::Failed { leader: None }));
+        }
+    }
+    if rd.leadership_lost.is_some() {
+        // Fail in-flight proposals at once (retryable, outcome unknown)
+        // rather than leave them to the client's timeout.
+        for (_, (_, req)) in std::mem::take(&mut gn.proposals) {
+            replies.push(reply(req, Outcome::Unknown));
+        }
+    }
 }

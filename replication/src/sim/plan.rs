@@ -10,9 +10,12 @@ pub const TICK_US: u64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Nodes in all; the last `learners` of them are learners.
+    /// Nodes in all: the bootstrap voters, then `learners` bootstrap
+    /// learners, then `spares` nodes outside the bootstrap configuration
+    /// (membership changes may add them).
     pub nodes: usize,
     pub learners: usize,
+    pub spares: usize,
     pub groups: usize,
     pub clients: usize,
     pub keys: u32,
@@ -44,6 +47,9 @@ pub struct Plan {
     /// Compact a group's log (snapshot its state machine) once this many
     /// entries were applied past the last snapshot; 0 = never.
     pub compact_every: u64,
+    /// Mean time between membership changes proposed to a group's leader
+    /// (0 = none).
+    pub membership_every_us: u64,
 }
 
 impl Plan {
@@ -52,12 +58,11 @@ impl Plan {
         let learners = if rng.chance(0.25) { 1 } else { 0 };
         let nodes = voters + learners;
         let check_quorum = rng.chance(0.75);
-        let tick_us = (0..nodes)
-            .map(|_| TICK_US * 98 / 100 + rng.below(TICK_US * 4 / 100 + 1))
-            .collect();
-        Plan {
+        let tick_us = (0..nodes).map(|_| tick_period(rng)).collect();
+        let mut plan = Plan {
             nodes,
             learners,
+            spares: 0,
             groups: 1 + rng.below(2) as usize,
             clients: 2 + rng.below(4) as usize,
             keys: 1 + rng.below(3) as u32,
@@ -79,18 +84,40 @@ impl Plan {
             inflight_msgs_max: [1, 2, 4, 64][rng.below(4) as usize],
             inflight_bytes_max: [64, 4096, 1 << 20][rng.below(3) as usize],
             compact_every: [0, 5, 30, 200][rng.below(4) as usize],
+            membership_every_us: 0,
+        };
+        // Drawn last, so the draws above do not shift.
+        plan.membership_every_us = [0, 150_000, 500_000, 1_500_000][rng.below(4) as usize];
+        if plan.membership_every_us > 0 {
+            plan.spares = rng.below(3) as usize;
+            plan.nodes += plan.spares;
+            plan.tick_us
+                .extend((0..plan.spares).map(|_| tick_period(rng)));
         }
+        plan
     }
+
+    /// Bootstrap voters: the first nodes.
+    pub fn voters(&self) -> usize {
+        self.nodes - self.learners - self.spares
+    }
+}
+
+/// A node's tick period: `TICK_US` skewed by up to ±2 %.
+fn tick_period(rng: &mut Rng) -> u64 {
+    TICK_US * 98 / 100 + rng.below(TICK_US * 4 / 100 + 1)
 }
 
 impl Plan {
     /// A harsher mix aimed at leadership churn with unreplicated tails (the
     /// Figure 8 sequence of §5.4.2): three voters, one entry per message and
     /// one message in flight, frequent crashes and partition changes, lossy
-    /// and slow links.
+    /// and slow links; no membership changes.
     pub fn churn(mut self) -> Self {
         self.nodes = 3;
         self.learners = 0;
+        self.spares = 0;
+        self.membership_every_us = 0;
         self.tick_us.truncate(3);
         self.msg_bytes_max = 1;
         self.inflight_msgs_max = 1;

@@ -119,3 +119,11 @@ impl Client {
         }
     }
 }
+
+pub fn reply(req: Request, outcome: Outcome) -> Reply {
+    Reply {
+        client: req.client,
+        op: req.op,
+        outcome,
+    }
+}

@@ -4,13 +4,21 @@
 
 use ferrisdb_replication::raft::ReadState;
 use ferrisdb_replication::{
-    Config, Entry, GroupId, Message, NodeId, Raft, Ready, Restored, Role, Snapshot, Term,
+    Config, Entry, EntryKind, GroupId, Message, NodeId, Raft, Ready, Restored, Role, Snapshot, Term,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub fn config(id: u64, n: u64) -> Config {
-    let voters = (1..=n).map(NodeId).collect();
-    let mut cfg = Config::new(NodeId(id), GroupId(1), voters);
+    let voters: Vec<u64> = (1..=n).collect();
+    config_with(id, &voters, &[])
+}
+
+/// A node's config in a group bootstrapped with `voters` and `learners`
+/// (the node may be neither: a replica added later).
+pub fn config_with(id: u64, voters: &[u64], learners: &[u64]) -> Config {
+    let ids = |v: &[u64]| v.iter().copied().map(NodeId).collect::<Vec<_>>();
+    let mut cfg = Config::new(NodeId(id), GroupId(1), ids(voters));
+    cfg.learners = ids(learners);
     cfg.check_invariants = true;
     cfg.seed = id * 7919;
     // The paper's algorithm; tests of the extensions turn them on.
@@ -37,9 +45,16 @@ impl Cluster {
     }
 
     pub fn with(n: u64, tweak: impl Fn(&mut Config)) -> Self {
+        let voters: Vec<u64> = (1..=n).collect();
+        Self::members(n, &voters, &[], tweak)
+    }
+
+    /// Nodes 1..=n of a group bootstrapped with `voters` and `learners`;
+    /// the other nodes start outside the group.
+    pub fn members(n: u64, voters: &[u64], learners: &[u64], tweak: impl Fn(&mut Config)) -> Self {
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
-            let mut cfg = config(id, n);
+            let mut cfg = config_with(id, voters, learners);
             tweak(&mut cfg);
             nodes.insert(
                 NodeId(id),
@@ -125,6 +140,27 @@ impl Cluster {
         panic!("the cluster did not settle");
     }
 
+    /// Like [`Cluster::settle`], but stops as soon as `done` holds (checked
+    /// after every delivery); returns whether it did.
+    pub fn settle_until(&mut self, done: impl Fn(&mut Cluster) -> bool) -> bool {
+        for _ in 0..100_000 {
+            self.flush();
+            if done(self) {
+                return true;
+            }
+            let Some(m) = self.queue.pop_front() else {
+                return false;
+            };
+            if self.cut.contains(&(m.from, m.to)) {
+                continue;
+            }
+            if let Some(raft) = self.nodes.get_mut(&m.to) {
+                raft.step(m).expect("well-formed message");
+            }
+        }
+        panic!("the cluster did not settle");
+    }
+
     /// Ticks `id` until its election timer fires (at most 2 * election_ticks).
     pub fn campaign(&mut self, id: u64) {
         let ticks = 2 * self.node(id).config().election_ticks;
@@ -153,6 +189,16 @@ impl Cluster {
             .filter(|r| r.role() == Role::Leader)
             .map(|r| r.id())
             .collect()
+    }
+
+    /// Payloads of the normal, non-empty entries `id` applied.
+    pub fn applied_data(&self, id: u64) -> Vec<Vec<u8>> {
+        self.applied.get(&NodeId(id)).map_or(Vec::new(), |v| {
+            v.iter()
+                .filter(|e| e.kind == EntryKind::Normal && !e.data.is_empty())
+                .map(|e| e.data.to_vec())
+                .collect()
+        })
     }
 
     pub fn propose(&mut self, id: u64, data: &[u8]) {

@@ -5,7 +5,7 @@
 //! digest seen for an (index, term) is remembered, and any log that later
 //! holds that (index, term) must have the same prefix digest.
 
-use super::{digest, mix};
+use super::{entry_digest, mix};
 use crate::types::{Entry, GroupId, LogIndex, NodeId, Term};
 use std::collections::BTreeMap;
 
@@ -54,7 +54,7 @@ impl LogMatching {
             .truncate((first.index.0 - chain.base.0 - 1) as usize);
         for e in entries {
             let prev = chain.digests.last().copied().unwrap_or(chain.base_digest);
-            let h = mix(prev ^ mix(e.term.0) ^ digest(&e.data));
+            let h = mix(prev ^ mix(e.term.0) ^ entry_digest(e));
             chain.digests.push(h);
             let known = *self.seen.entry((group, e.index, e.term)).or_insert(h);
             if known != h {
@@ -106,11 +106,7 @@ mod tests {
     use super::*;
 
     fn e(index: u64, term: u64, data: &[u8]) -> Entry {
-        Entry {
-            term: Term(term),
-            index: LogIndex(index),
-            data: data.into(),
-        }
+        Entry::normal(LogIndex(index), Term(term), data.into())
     }
 
     #[test]

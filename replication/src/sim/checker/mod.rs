@@ -8,6 +8,7 @@ pub mod log_matching;
 pub mod state_machine_safety;
 
 pub use crate::rng::mix;
+use crate::types::Entry;
 
 /// A stable 64-bit digest of an entry's payload (FNV-1a, then mixed).
 pub fn digest(data: &[u8]) -> u64 {
@@ -17,4 +18,9 @@ pub fn digest(data: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     mix(h)
+}
+
+/// A digest of an entry's kind and payload.
+pub fn entry_digest(e: &Entry) -> u64 {
+    mix(digest(&e.data) ^ u64::from(e.kind.code()))
 }

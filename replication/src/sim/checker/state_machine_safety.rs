@@ -2,7 +2,7 @@
 //! entry at a given index, no other server ever applies a different entry at
 //! that index.
 
-use super::digest;
+use super::entry_digest;
 use crate::types::{Entry, GroupId, NodeId, Term};
 use std::collections::BTreeMap;
 
@@ -16,7 +16,7 @@ impl StateMachineSafety {
     pub fn observe_apply(&mut self, node: NodeId, group: GroupId, e: &Entry) -> Result<(), String> {
         let seen = self.applied.entry(group).or_default();
         let at = (e.index.0 - 1) as usize;
-        let this = (e.term, digest(&e.data));
+        let this = (e.term, entry_digest(e));
         if at < seen.len() {
             if seen[at] != this {
                 return Err(format!(
@@ -48,11 +48,7 @@ mod tests {
     #[test]
     fn a_different_entry_at_an_applied_index_is_caught() {
         let mut c = StateMachineSafety::default();
-        let e = |t, d: &[u8]| Entry {
-            term: Term(t),
-            index: LogIndex(1),
-            data: d.into(),
-        };
+        let e = |t, d: &[u8]| Entry::normal(LogIndex(1), Term(t), d.into());
         c.observe_apply(NodeId(1), GroupId(1), &e(1, b"a"))
             .expect("first");
         c.observe_apply(NodeId(2), GroupId(1), &e(1, b"a"))

@@ -8,6 +8,7 @@
 //! ferrisdb-bench fsync-probe --dir ./bench-data
 //! ferrisdb-bench net --endpoint=127.0.0.1:7400 --insecure --benchmarks=fillrandom,readrandom --concurrency=64
 //! ferrisdb-bench net --spawn-node --cores=2 --compare-embedded --num=1000000   # the whole comparison
+//! ferrisdb-bench ycsb run --spawn-node -P bench/workloads/workloada --threads 64 --json a.json
 //! ```
 
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ mod rocks;
 mod sysinfo;
 mod target;
 mod workload;
+mod ycsb;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -46,6 +48,8 @@ pub enum Command {
     FsyncProbe(ProbeArgs),
     /// The engine benchmarks through `ferrisdb-client` against a node.
     Net(NetArgs),
+    /// YCSB's core workloads (A-F) through `ferrisdb-client` against a node.
+    Ycsb(ycsb::args::YcsbArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +65,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Engine(args) => run_engine(&args),
         Command::Net(args) => run_net(&args),
+        Command::Ycsb(args) => ycsb::run(&args),
         Command::FsyncProbe(p) => {
             let r = probe::run(&p.dir, p.secs)?;
             println!("{}", r.line());

@@ -9,6 +9,8 @@
 //! ferrisdb-bench net --endpoint=127.0.0.1:7400 --insecure --benchmarks=fillrandom,readrandom --concurrency=64
 //! ferrisdb-bench net --spawn-node --cores=2 --compare-embedded --num=1000000   # the whole comparison
 //! ferrisdb-bench ycsb run --spawn-node -P bench/workloads/workloada --threads 64 --json a.json
+//! ferrisdb-bench plot a.json -o plots
+//! ferrisdb-bench compare --num=1000000        # FerrisDB and RocksDB; needs --features rocksdb
 //! ```
 
 #![forbid(unsafe_code)]
@@ -18,6 +20,7 @@ mod flags;
 mod meter;
 mod net;
 mod node_proc;
+mod plot;
 mod probe;
 mod report;
 #[cfg(feature = "rocksdb")]
@@ -29,7 +32,7 @@ mod ycsb;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use flags::{Benchmark, EngineArgs, NetArgs};
+use flags::{Benchmark, EngineArgs, EngineChoice, NetArgs};
 use probe::ProbeResult;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +53,12 @@ pub enum Command {
     Net(NetArgs),
     /// YCSB's core workloads (A-F) through `ferrisdb-client` against a node.
     Ycsb(ycsb::args::YcsbArgs),
+    /// Plots of `ycsb --json` results: latency percentile spectra,
+    /// throughput and p99 over time, and an overlay of several runs.
+    Plot(plot::PlotArgs),
+    /// The engine benchmarks on FerrisDB and RocksDB in one run, with the
+    /// ratio table (`engine --engine=both`); needs `--features rocksdb`.
+    Compare(EngineArgs),
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +75,8 @@ fn main() -> Result<()> {
         Command::Engine(args) => run_engine(&args),
         Command::Net(args) => run_net(&args),
         Command::Ycsb(args) => ycsb::run(&args),
+        Command::Plot(args) => plot::run(&args),
+        Command::Compare(args) => run_compare(args),
         Command::FsyncProbe(p) => {
             let r = probe::run(&p.dir, p.secs)?;
             println!("{}", r.line());
@@ -135,6 +146,25 @@ fn run_engine(args: &EngineArgs) -> Result<()> {
         report::write_json(path, &doc)?;
     }
     Ok(())
+}
+
+/// `compare`: `engine` with both engines. Without the `rocksdb` feature it
+/// fails before anything is written.
+fn run_compare(args: EngineArgs) -> Result<()> {
+    if !cfg!(feature = "rocksdb") {
+        bail!(
+            "`ferrisdb-bench compare` runs RocksDB beside FerrisDB and needs a build with \
+             `--features rocksdb` (RocksDB compiles from C++: clang and libclang-dev, 25-45 min \
+             on 2 cores): cargo run --release -p ferrisdb-bench --features rocksdb -- compare ..."
+        );
+    }
+    if args.engine != EngineChoice::Ferrisdb && args.engine != EngineChoice::Both {
+        bail!("compare runs both engines: drop --engine");
+    }
+    run_engine(&EngineArgs {
+        engine: EngineChoice::Both,
+        ..args
+    })
 }
 
 fn run_net(args: &NetArgs) -> Result<()> {

@@ -2,7 +2,7 @@
 //! tiny parameters, so YCSB never rots: the standard A–F sequence (load
 //! once, then run A, B, C, F, D, E, as YCSB's documentation runs them)
 //! with verified data against a running node, an open-loop run with a
-//! spawned node, and bad input.
+//! spawned node, `plot` on the results, and bad input.
 
 mod support;
 
@@ -147,6 +147,34 @@ fn core_workloads_load_once_then_run_a_to_f_against_a_running_node() {
         "{read_hgrm}"
     );
 
+    // Pictures of two runs, with their overlay.
+    let plots = tmp.path().join("plots");
+    let listed = bench_ok(&[
+        "plot",
+        &tmp.path().join("workloada-run.json").display().to_string(),
+        &tmp.path().join("workloade-run.json").display().to_string(),
+        "-o",
+        &plots.display().to_string(),
+    ]);
+    for stem in [
+        "workloada-run-latency",
+        "workloada-run-timeline",
+        "workloade-run-latency",
+        "overlay-latency",
+    ] {
+        let png = std::fs::read(plots.join(format!("{stem}.png"))).expect("png written");
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+            "{stem}.png"
+        );
+        let svg = std::fs::read_to_string(plots.join(format!("{stem}.svg"))).expect("svg written");
+        assert!(svg.contains("<svg") && svg.contains("</svg>"), "{stem}.svg");
+        assert!(listed.contains(&format!("{stem}.png")), "{listed}");
+    }
+    let spectrum = std::fs::read_to_string(plots.join("workloada-run-latency.svg")).expect("svg");
+    for text in ["99.9%", "READ (", "UPDATE (", "latency (ms)"] {
+        assert!(spectrum.contains(text), "the spectrum shows {text}");
+    }
     drop(node);
 }
 
@@ -277,4 +305,27 @@ fn bad_workloads_fail_with_one_clear_line_before_anything_starts() {
     }
     let missing = bench_err(&["ycsb", "load", spawn, "-P", "/nonexistent/workloadz"]);
     assert!(missing.contains("/nonexistent/workloadz"), "{missing}");
+
+    let not_result = tmp.path().join("x.json");
+    std::fs::write(&not_result, "{\"results\": []}").expect("write");
+    let stderr = bench_err(&[
+        "plot",
+        &not_result.display().to_string(),
+        "-o",
+        &tmp.path().display().to_string(),
+    ]);
+    assert!(
+        stderr.contains("not a `ferrisdb-bench ycsb --json` result"),
+        "{stderr}"
+    );
+}
+
+#[cfg(not(feature = "rocksdb"))]
+#[test]
+fn compare_without_the_rocksdb_feature_says_how_to_get_it() {
+    let stderr = bench_err(&["compare", "--num=10", "--benchmarks=fillrandom"]);
+    assert!(
+        stderr.contains("needs a build with `--features rocksdb`"),
+        "{stderr}"
+    );
 }

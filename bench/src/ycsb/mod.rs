@@ -25,6 +25,8 @@ mod tests;
 mod text;
 mod workload;
 
+pub use text::file_safe;
+
 use anyhow::{Context, Result, bail};
 use args::{PhaseArg, ProgressArg, YcsbArgs};
 use ferrisdb_client::Client;

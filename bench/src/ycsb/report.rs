@@ -5,7 +5,7 @@ use super::measure::{Latency, OpStats, Recorder};
 use super::runner::{PhaseOutcome, PhasePlan};
 use super::store::Status;
 use super::workload::Operation;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -221,5 +221,28 @@ impl Report {
     pub fn write_json(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).context("encode the JSON summary")?;
         std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))
+    }
+
+    /// Reads a document written by `write_json`.
+    pub fn read_json(path: &Path) -> Result<Report> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        if value.get("kind").and_then(|k| k.as_str()) != Some(KIND) {
+            bail!(
+                "{}: not a `ferrisdb-bench ycsb --json` result (no \"kind\": \"{KIND}\")",
+                path.display()
+            );
+        }
+        let version = value.get("format_version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(FORMAT_VERSION)) {
+            bail!(
+                "{}: result format version {version:?}; this build reads version {FORMAT_VERSION}",
+                path.display()
+            );
+        }
+        serde_json::from_value(value)
+            .with_context(|| format!("{}: malformed ycsb result", path.display()))
     }
 }

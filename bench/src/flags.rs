@@ -2,6 +2,7 @@
 //! (`--value_size`, not `--value-size`; the kebab-case spelling is accepted as
 //! an alias), and the benchmark list (`--benchmarks=fillseq,readrandom,...`).
 
+use crate::target::NodeArgs;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, ValueEnum};
 use serde::{Serialize, Serializer};
@@ -345,17 +346,9 @@ impl EngineArgs {
     }
 }
 
-/// `--spawn-node` without a path: the `ferrisdb` beside this executable.
-pub const SPAWN_NODE_BESIDE: &str = "auto";
 /// Upper bound on `--concurrency` (and on a `[threads=N]` override in net
 /// mode): one client task each, with its own histogram.
 pub const CONCURRENCY_MAX: usize = THREADS_MAX;
-/// Upper bound on `--connections` (each is a `Client` with its own UDP socket).
-pub const CONNECTIONS_MAX: usize = 64;
-/// Upper bound on `--client_threads` (tokio worker threads).
-pub const CLIENT_THREADS_MAX: usize = 64;
-/// Upper bound on `--cores` of a spawned node (the node's own limit may be lower).
-pub const NODE_CORES_MAX: usize = 256;
 
 /// `ferrisdb-bench net`: the same workloads as `engine`, through
 /// `ferrisdb-client` against a running node (or one it starts).
@@ -373,60 +366,13 @@ pub const NODE_CORES_MAX: usize = 256;
 pub struct NetArgs {
     #[command(flatten)]
     pub workload: EngineArgs,
-    /// Address of a node core (any core answers with the shard map). Not
-    /// with --spawn-node.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub endpoint: Option<String>,
-    /// No certificates (the node runs with --insecure; loopback only).
-    #[arg(long)]
-    pub insecure: bool,
-    /// CA certificate (PEM) that signed the node's certificate.
-    #[arg(long = "ca-cert", alias = "ca_cert", value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-    /// The client's certificate chain (PEM).
-    #[arg(long, value_name = "FILE")]
-    pub cert: Option<PathBuf>,
-    /// The client's private key (PEM, PKCS#8).
-    #[arg(long, value_name = "FILE")]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub node: NodeArgs,
     /// Requests in flight: client tasks, each waiting for its reply before
     /// sending its next request (closed loop).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Client connections (separate `Client`s); worker w uses connection
-    /// w mod K.
-    #[arg(long, default_value_t = 1)]
-    pub connections: usize,
-    /// QUIC streams ("lanes") per connection.
-    #[arg(long, default_value_t = 4)]
-    pub lanes: usize,
-    /// Tokio worker threads of the client; 1 is a current-thread runtime.
-    #[arg(long = "client_threads", alias = "client-threads", default_value_t = 1)]
-    pub client_threads: usize,
-    /// Start a node from this `ferrisdb` binary (without a value, or
-    /// `auto`: the `ferrisdb` next to this executable) with --insecure, a
-    /// fresh data directory beside --db and free loopback ports; stop it
-    /// with SIGTERM at the end.
-    #[arg(long = "spawn-node", alias = "spawn_node", value_name = "FERRISDB",
-          num_args = 0..=1, default_missing_value = SPAWN_NODE_BESIDE)]
-    pub spawn_node: Option<PathBuf>,
-    /// Cores of the spawned node.
-    #[arg(long, default_value_t = 2)]
-    pub cores: usize,
-    /// Configuration file of the spawned node (`ferrisdb start --config`),
-    /// e.g. one written by `ferrisdb tune config`; the flags the benchmark
-    /// passes (--cores, --insecure, addresses, data directory) override it.
-    #[arg(long = "node-config", alias = "node_config", value_name = "FILE")]
-    pub node_config: Option<PathBuf>,
-    /// Before the first benchmark, wait (at most this long) until the
-    /// spawned node's data directory stops growing: a fresh node zero-fills
-    /// its shards' WAL segments in the background. 0: start at once.
-    #[arg(
-        long = "node_settle_secs",
-        alias = "node-settle-secs",
-        default_value_t = 120.0
-    )]
-    pub node_settle_secs: f64,
     /// Also run the embedded engine on the same workloads in this process,
     /// twice: as configured (`--sync`, `--threads`), and with sync writes and
     /// `--concurrency` tasks (the node's durability and parallelism); then
@@ -448,40 +394,7 @@ impl NetArgs {
         if !(1..=CONCURRENCY_MAX).contains(&self.concurrency) {
             return Err(format!("--concurrency must be 1..={CONCURRENCY_MAX}"));
         }
-        if !(1..=CONNECTIONS_MAX).contains(&self.connections) {
-            return Err(format!("--connections must be 1..={CONNECTIONS_MAX}"));
-        }
-        if !(1..=CLIENT_THREADS_MAX).contains(&self.client_threads) {
-            return Err(format!("--client_threads must be 1..={CLIENT_THREADS_MAX}"));
-        }
-        if !(0.0..=3600.0).contains(&self.node_settle_secs) {
-            return Err("--node_settle_secs must be in 0..=3600".into());
-        }
-        if !(1..=NODE_CORES_MAX).contains(&self.cores) {
-            return Err(format!("--cores must be 1..={NODE_CORES_MAX}"));
-        }
-        match (&self.endpoint, &self.spawn_node) {
-            (None, None) => return Err("give --endpoint HOST:PORT or --spawn-node".into()),
-            (Some(_), Some(_)) => {
-                return Err("--endpoint and --spawn-node exclude each other".into());
-            }
-            _ => {}
-        }
-        if self.node_config.is_some() && self.spawn_node.is_none() {
-            return Err("--node-config needs --spawn-node".into());
-        }
-        let tls = [&self.ca_cert, &self.cert, &self.key];
-        let tls_given = tls.iter().filter(|f| f.is_some()).count();
-        if self.spawn_node.is_some() {
-            if tls_given > 0 {
-                return Err(
-                    "a spawned node runs with --insecure: drop --ca-cert/--cert/--key".into(),
-                );
-            }
-        } else if self.insecure == (tls_given == 3) || (tls_given != 0 && tls_given != 3) {
-            return Err("give either --insecure or all of --ca-cert, --cert and --key".into());
-        }
-        Ok(())
+        self.node.validate()
     }
 
     /// The embedded run's flags: these, or with sync writes and one task
@@ -626,12 +539,21 @@ mod tests {
     fn net_flags_need_one_target_and_one_security_mode() {
         use super::tests_support::net_args;
         let a = net_args(&["--spawn-node", "--num=300", "--concurrency=8"]);
-        assert_eq!(a.spawn_node, Some(PathBuf::from(SPAWN_NODE_BESIDE)));
-        assert_eq!((a.concurrency, a.connections, a.cores), (8, 1, 2));
-        assert_eq!(a.node_config, None);
+        assert_eq!(
+            a.node.spawn_node,
+            Some(PathBuf::from(crate::target::SPAWN_NODE_BESIDE))
+        );
+        assert_eq!((a.concurrency, a.node.connections, a.node.cores), (8, 1, 2));
+        assert_eq!(a.node.node_config, None);
         let configured = net_args(&["--spawn-node", "--node-config=n.toml"]);
-        assert_eq!(configured.node_config, Some(PathBuf::from("n.toml")));
+        assert_eq!(configured.node.node_config, Some(PathBuf::from("n.toml")));
         assert!(configured.validate().is_ok());
+        let stray = net_args(&[
+            "--endpoint=127.0.0.1:1",
+            "--insecure",
+            "--node-config=n.toml",
+        ]);
+        assert!(stray.validate().is_err());
         assert!(a.validate().is_ok());
         let plan = a.network_plan_args();
         assert_eq!((plan.threads, plan.num), (8, 300));
@@ -645,11 +567,6 @@ mod tests {
             vec!["--endpoint=127.0.0.1:7400", "--insecure", "--cert=c.pem"],
             vec!["--endpoint=127.0.0.1:7400", "--ca-cert=ca.pem"],
             vec!["--endpoint=127.0.0.1:7400", "--spawn-node=x", "--insecure"],
-            vec![
-                "--endpoint=127.0.0.1:7400",
-                "--insecure",
-                "--node-config=n.toml",
-            ],
             vec!["--spawn-node", "--concurrency=0"],
             vec!["--spawn-node", "--engine=rocksdb"],
             vec![],

@@ -8,6 +8,9 @@
 //! ferrisdb-bench fsync-probe --dir ./bench-data
 //! ferrisdb-bench net --endpoint=127.0.0.1:7400 --insecure --benchmarks=fillrandom,readrandom --concurrency=64
 //! ferrisdb-bench net --spawn-node --cores=2 --compare-embedded --num=1000000   # the whole comparison
+//! ferrisdb-bench ycsb run --spawn-node -P bench/workloads/workloada --threads 64 --json a.json
+//! ferrisdb-bench plot a.json -o plots
+//! ferrisdb-bench compare --num=1000000        # FerrisDB and RocksDB; needs --features rocksdb
 //! ```
 
 #![forbid(unsafe_code)]
@@ -22,16 +25,19 @@ mod flags;
 mod meter;
 mod net;
 mod node_proc;
+mod plot;
 mod probe;
 mod report;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 mod sysinfo;
+mod target;
 mod workload;
+mod ycsb;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use flags::{Benchmark, EngineArgs, NetArgs};
+use flags::{Benchmark, EngineArgs, EngineChoice, NetArgs};
 use probe::ProbeResult;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +56,14 @@ pub enum Command {
     FsyncProbe(ProbeArgs),
     /// The engine benchmarks through `ferrisdb-client` against a node.
     Net(NetArgs),
+    /// YCSB's core workloads (A-F) through `ferrisdb-client` against a node.
+    Ycsb(ycsb::args::YcsbArgs),
+    /// Plots of `ycsb --json` results: latency percentile spectra,
+    /// throughput and p99 over time, and an overlay of several runs.
+    Plot(plot::PlotArgs),
+    /// The engine benchmarks on FerrisDB and RocksDB in one run, with the
+    /// ratio table (`engine --engine=both`); needs `--features rocksdb`.
+    Compare(EngineArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +79,9 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Engine(args) => run_engine(&args),
         Command::Net(args) => run_net(&args),
+        Command::Ycsb(args) => ycsb::run(&args),
+        Command::Plot(args) => plot::run(&args),
+        Command::Compare(args) => run_compare(args),
         Command::FsyncProbe(p) => {
             let r = probe::run(&p.dir, p.secs)?;
             println!("{}", r.line());
@@ -136,69 +153,46 @@ fn run_engine(args: &EngineArgs) -> Result<()> {
     Ok(())
 }
 
+/// `compare`: `engine` with both engines. Without the `rocksdb` feature it
+/// fails before anything is written.
+fn run_compare(args: EngineArgs) -> Result<()> {
+    if !cfg!(feature = "rocksdb") {
+        bail!(
+            "`ferrisdb-bench compare` runs RocksDB beside FerrisDB and needs a build with \
+             `--features rocksdb` (RocksDB compiles from C++: clang and libclang-dev, 25-45 min \
+             on 2 cores): cargo run --release -p ferrisdb-bench --features rocksdb -- compare ..."
+        );
+    }
+    if args.engine != EngineChoice::Ferrisdb && args.engine != EngineChoice::Both {
+        bail!("compare runs both engines: drop --engine");
+    }
+    run_engine(&EngineArgs {
+        engine: EngineChoice::Both,
+        ..args
+    })
+}
+
 fn run_net(args: &NetArgs) -> Result<()> {
     args.validate().map_err(anyhow::Error::msg)?;
     let w = &args.workload;
     print_header(w);
     println!(
         "Network:    concurrency {}, connections {}, lanes {}, client threads {}; node writes are durable (WAL group commit)",
-        args.concurrency, args.connections, args.lanes, args.client_threads
+        args.concurrency, args.node.connections, args.node.lanes, args.node.client_threads
     );
-    let mut node = match &args.spawn_node {
-        Some(path) => {
-            let binary = node_proc::locate_binary(path)?;
-            let dir = probe_dir(&w.db).join(format!("ferrisdb-node-{}", std::process::id()));
-            // One shard per core over the benchmark's key range: the node's
-            // default even split on the first two bytes would put every
-            // zero-padded decimal key in one shard (one core).
-            let keys = workload::KeyFormat::new(w.key_size, w.num);
-            let splits: Vec<String> = (1..args.cores as u64)
-                .map(|i| {
-                    let mut key = Vec::new();
-                    keys.write(i * w.num / args.cores as u64, &mut key);
-                    String::from_utf8(key).expect("decimal digits")
-                })
-                .collect();
-            Some(node_proc::NodeProcess::start(
-                &binary,
-                args.cores,
-                &dir,
-                &splits,
-                args.node_config.as_deref(),
-            )?)
-        }
-        None => None,
-    };
-    let target = match &node {
-        Some(n) => net::Target {
-            endpoint: n.endpoint,
-            security: ferrisdb_client::Security::Insecure,
-            data_dir: Some(n.data_dir.clone()),
-            node_cores: Some(n.cores),
-        },
-        None => net::Target {
-            endpoint: resolve(
-                args.endpoint
-                    .as_deref()
-                    .expect("validated: endpoint or spawn"),
-            )?,
-            security: security(args),
-            data_dir: None,
-            node_cores: None,
-        },
-    };
-    if let Some(n) = node.as_mut() {
-        n.wait_ready(|| net::probe(&target))?;
-        if args.node_settle_secs > 0.0 {
-            let limit = std::time::Duration::from_secs_f64(args.node_settle_secs);
-            let (bytes, waited) = n.settle(limit)?;
-            println!(
-                "node: data directory settled at {:.1} MB after {:.1} s (WAL segments preallocated)",
-                bytes as f64 / 1048576.0,
-                waited.as_secs_f64()
-            );
-        }
-    }
+    // One shard per core over the benchmark's key range: the node's
+    // default even split on the first two bytes would put every
+    // zero-padded decimal key in one shard (one core).
+    let keys = workload::KeyFormat::new(w.key_size, w.num);
+    let cores = args.node.cores as u64;
+    let splits: Vec<String> = (1..cores)
+        .map(|i| {
+            let mut key = Vec::new();
+            keys.write(i * w.num / cores, &mut key);
+            String::from_utf8(key).expect("decimal digits")
+        })
+        .collect();
+    let (mut node, target) = target::open(&args.node, &probe_dir(&w.db), &splits)?;
     // The device is shared and its fdatasync rate swings: measure it next
     // to each durable series so a fill can be read against it.
     let fills = w.benchmarks.iter().any(|s| s.bench.writes());
@@ -214,10 +208,7 @@ fn run_net(args: &NetArgs) -> Result<()> {
     probes.extend(device("before the network run")?);
     println!("=== {} ({}) ===", net::ENGINE, target.endpoint);
     let mut results = net::run_series(args, &target)?;
-    if let Some(mut n) = node.take() {
-        n.stop()?;
-        let _ = std::fs::remove_dir_all(&n.data_dir);
-    }
+    target::close(node.take())?;
     let mut blocks = Vec::new();
     if args.compare_embedded {
         let plain = args.embedded(false);
@@ -265,27 +256,6 @@ fn run_net(args: &NetArgs) -> Result<()> {
         report::write_json(path, &doc)?;
     }
     Ok(())
-}
-
-fn security(args: &NetArgs) -> ferrisdb_client::Security {
-    match (&args.ca_cert, &args.cert, &args.key) {
-        (Some(ca_cert), Some(cert), Some(key)) => ferrisdb_client::Security::MutualTls {
-            ca_cert: ca_cert.clone(),
-            cert: cert.clone(),
-            key: key.clone(),
-        },
-        _ => ferrisdb_client::Security::Insecure,
-    }
-}
-
-/// `HOST:PORT` to one socket address (the first the resolver gives).
-fn resolve(endpoint: &str) -> Result<std::net::SocketAddr> {
-    use std::net::ToSocketAddrs;
-    endpoint
-        .to_socket_addrs()
-        .with_context(|| format!("resolve --endpoint {endpoint}"))?
-        .next()
-        .with_context(|| format!("--endpoint {endpoint} resolves to no address"))
 }
 
 #[cfg(feature = "rocksdb")]

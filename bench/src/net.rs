@@ -7,10 +7,10 @@
 use crate::flags::{Benchmark, EngineArgs, NetArgs};
 use crate::meter::Meter;
 use crate::report::{BenchResult, EngineFacts, NetFacts};
+use crate::target::{self, Target};
 use crate::workload::{Plan, ValueGen};
 use anyhow::{Context, Result};
-use ferrisdb_client::{Batch, Client, ClientConfig, KeyBound, ScanOptions, Security};
-use std::net::SocketAddr;
+use ferrisdb_client::{Batch, Client, KeyBound, ScanOptions};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,37 +26,20 @@ pub const EMBEDDED_SYNC: &str = "ferrisdb-sync";
 /// or compaction, short enough that a hung node fails the run.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Where the series runs and how it connects.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub endpoint: SocketAddr,
-    pub security: Security,
-    /// The node's data directory when this process started the node.
-    pub data_dir: Option<std::path::PathBuf>,
-    pub node_cores: Option<usize>,
-}
-
 /// Runs every benchmark of `args` in order against `target` and prints each
 /// result as it finishes.
 pub fn run_series(args: &NetArgs, target: &Target) -> Result<Vec<BenchResult>> {
-    let runtime = if args.client_threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.client_threads)
-            .enable_all()
-            .build()
-    }
-    .context("start the tokio runtime")?;
-    runtime.block_on(series(args, target))
+    crate::target::runtime(args.node.client_threads)?.block_on(series(args, target))
 }
 
 async fn series(args: &NetArgs, target: &Target) -> Result<Vec<BenchResult>> {
-    let mut clients = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
-        clients.push(connect(args, target).await?);
+    let node = &args.node;
+    let mut clients = Vec::with_capacity(node.connections);
+    for _ in 0..node.connections {
+        // Every worker of this connection may have its request in flight
+        // (`--concurrency` is at most 1024, within the protocol's 4096).
+        let client = target::connect(target, node.lanes, args.concurrency, REQUEST_TIMEOUT);
+        clients.push(client.await?);
     }
     let plan_args = args.network_plan_args();
     let values = ValueGen::new(
@@ -67,9 +50,9 @@ async fn series(args: &NetArgs, target: &Target) -> Result<Vec<BenchResult>> {
     let facts = NetFacts {
         endpoint: target.endpoint.to_string(),
         concurrency: args.concurrency,
-        connections: args.connections,
-        lanes: args.lanes,
-        client_threads: args.client_threads,
+        connections: node.connections,
+        lanes: node.lanes,
+        client_threads: node.client_threads,
         node_cores: target.node_cores,
         durable_writes: true,
     };
@@ -97,34 +80,6 @@ async fn series(args: &NetArgs, target: &Target) -> Result<Vec<BenchResult>> {
         results.push(result);
     }
     Ok(results)
-}
-
-/// Whether a client can connect and fetch the shard map right now.
-pub fn probe(target: &Target) -> bool {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return false;
-    };
-    runtime.block_on(async {
-        let mut config = ClientConfig::new(vec![target.endpoint], target.security.clone());
-        config.connect_timeout = Duration::from_millis(500);
-        config.request_timeout = Duration::from_millis(500);
-        Client::connect(config).await.is_ok()
-    })
-}
-
-async fn connect(args: &NetArgs, target: &Target) -> Result<Client> {
-    let mut config = ClientConfig::new(vec![target.endpoint], target.security.clone());
-    config.request_timeout = REQUEST_TIMEOUT;
-    config.lanes_per_connection = args.lanes;
-    // Every worker of this connection may have its request in flight
-    // (`--concurrency` is at most 1024, within the protocol's 4096).
-    config.max_in_flight = args.concurrency;
-    Client::connect(config)
-        .await
-        .with_context(|| format!("connect to the node at {}", target.endpoint))
 }
 
 /// Write amplification and engine stats live in the node; `status --json`

@@ -32,7 +32,7 @@ pub struct NodeProcess {
 /// executable (cargo puts every workspace binary of a profile in the same
 /// directory).
 pub fn locate_binary(given: &Path) -> Result<PathBuf> {
-    if given != Path::new(crate::flags::SPAWN_NODE_BESIDE) {
+    if given != Path::new(crate::target::SPAWN_NODE_BESIDE) {
         return Ok(given.to_path_buf());
     }
     let me = std::env::current_exe().context("find this executable")?;

@@ -29,6 +29,11 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// Uniform in `[0, 1)` with 53 random bits.
+    pub fn unit_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
     /// Uniform in `0..n` (Lemire's multiply-shift; bias below 2^-32 for our n).
     pub fn below(&mut self, n: u64) -> u64 {
         assert!(n > 0, "empty range");

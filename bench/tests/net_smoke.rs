@@ -1,57 +1,11 @@
 //! Runs `ferrisdb-bench net --spawn-node --compare-embedded` end to end with
 //! a few hundred keys against a real `ferrisdb` node, so the network mode
 //! never rots.
-//!
-//! Finding the `ferrisdb` binary: `CARGO_BIN_EXE_<name>` exists only for
-//! the binaries of the crate under test, and a binary-only package cannot be
-//! a (dev-)dependency on stable cargo (artifact dependencies are unstable).
-//! So the test asks cargo itself: it runs `$CARGO build -p ferrisdb-node`
-//! with the profile and target directory of this test's own
-//! `ferrisdb-bench` (a no-op when the node is up to date; cargo holds no
-//! lock while tests run), then takes `ferrisdb` from the directory that
-//! holds `ferrisdb-bench`. `FERRISDB_BIN=/path/to/ferrisdb` skips the build.
+//! (The `ferrisdb` binary is built by `support::ferrisdb_binary`.)
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use support::{bench_err, bench_ok, read_json};
-
-/// The `ferrisdb` binary of this workspace, built with this test's profile.
-fn ferrisdb_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("FERRISDB_BIN") {
-        return PathBuf::from(path);
-    }
-    let bench = Path::new(env!("CARGO_BIN_EXE_ferrisdb-bench"));
-    let profile_dir = bench.parent().expect("the binary has a directory");
-    let target_dir = profile_dir.parent().expect("profile dir has a parent");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev",
-        Some(name) => name,
-        None => panic!("unexpected binary path {}", bench.display()),
-    };
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "ferrisdb-node",
-            "--bin",
-            "ferrisdb",
-        ])
-        .args(["--profile", profile])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(target_dir)
-        .status()
-        .expect("run cargo build -p ferrisdb-node");
-    assert!(status.success(), "cargo build -p ferrisdb-node failed");
-    let node = profile_dir.join("ferrisdb");
-    assert!(node.is_file(), "{} was not built", node.display());
-    node
-}
+use support::{bench_err, bench_ok, ferrisdb_binary, read_json};
 
 #[test]
 fn net_mode_against_a_spawned_node_reports_like_engine_mode() {

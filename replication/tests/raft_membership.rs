@@ -4,19 +4,11 @@
 
 mod common;
 
-use common::Cluster;
+use common::{Cluster, change, ids, simple};
 use ferrisdb_replication::{
     Body, Entry, EntryKind, GroupId, HardState, LogIndex, Membership, Message, NodeId, Raft,
-    RaftError, Restored, Role, Snapshot, Term,
+    RaftError, Restored, Role, Term,
 };
-
-fn ids(v: &[u64]) -> Vec<NodeId> {
-    v.iter().copied().map(NodeId).collect()
-}
-
-fn simple(voters: &[u64], learners: &[u64]) -> Membership {
-    Membership::new(&ids(voters), &ids(learners)).expect("valid")
-}
 
 fn msg(from: u64, to: u64, term: u64, body: Body) -> Message {
     Message {
@@ -39,13 +31,6 @@ fn conf_entry(index: u64, term: u64, m: &Membership) -> Entry {
 
 fn noop(index: u64, term: u64) -> Entry {
     Entry::normal(LogIndex(index), Term(term), Vec::new().into())
-}
-
-fn change(c: &mut Cluster, leader: u64, voters: &[u64], learners: &[u64]) -> LogIndex {
-    c.node(leader)
-        .propose_conf_change(ids(voters), ids(learners))
-        .expect("the leader accepts the change")
-        .first
 }
 
 /// Everything node `id` would have on disk, as `Restored` (the cluster
@@ -413,103 +398,6 @@ fn a_new_leader_starts_no_change_before_committing_in_its_term() {
     change(&mut c, 1, &[1, 2], &[]);
 }
 
-/// Thesis §4.2.1: new servers join as non-voting members (learners) and
-/// receive the log until they have caught up, without counting towards
-/// any majority; then a change makes one a voter (the same joint mechanism
-/// as every other change).
-#[test]
-fn a_learner_added_at_run_time_catches_up_and_is_promoted() {
-    let mut c = Cluster::members(4, &[1, 2, 3], &[], |_| {});
-    c.campaign(1);
-    c.propose(1, b"a");
-    c.propose(1, b"b");
-    change(&mut c, 1, &[1, 2, 3], &[4]);
-    c.settle();
-    c.tick_all(2);
-    assert_eq!(c.node(4).membership(), &simple(&[1, 2, 3], &[4]));
-    assert_eq!(
-        c.applied_data(4),
-        vec![b"a".to_vec(), b"b".to_vec()],
-        "caught up"
-    );
-    // A learner's copy does not count: with 2 and 3 cut off, nothing commits.
-    c.isolate(2);
-    c.isolate(3);
-    c.propose(1, b"c");
-    let last = c.node(1).log().last_index();
-    assert_eq!(
-        c.node(1).progress(NodeId(4)).map(|p| p.match_index),
-        Some(last)
-    );
-    assert!(c.node(1).log().committed() < last, "a learner is no quorum");
-    c.heal();
-    c.tick_all(2);
-    change(&mut c, 1, &[1, 2, 3, 4], &[]);
-    c.settle();
-    assert_eq!(c.node(1).membership(), &simple(&[1, 2, 3, 4], &[]));
-    // Now 4 counts: 1, 3 and 4 are 3 of 4.
-    c.isolate(2);
-    c.propose(1, b"d");
-    assert_eq!(c.node(1).log().committed(), c.node(1).log().last_index());
-    assert_eq!(c.applied_data(4).last(), Some(&b"d".to_vec()));
-    // A voter demoted to learner keeps receiving the log.
-    c.heal();
-    change(&mut c, 1, &[1, 3, 4], &[2]);
-    c.settle();
-    c.propose(1, b"e");
-    c.tick_all(2);
-    assert_eq!(c.node(2).membership(), &simple(&[1, 3, 4], &[2]));
-    assert_eq!(c.applied_data(2).last(), Some(&b"e".to_vec()));
-}
-
-/// §7: a learner added after the log was compacted gets a snapshot, which
-/// carries "the latest configuration as of the last included index".
-#[test]
-fn a_learner_added_after_compaction_gets_the_configuration_with_a_snapshot() {
-    let mut c = Cluster::members(4, &[1, 2, 3], &[], |_| {});
-    c.campaign(1);
-    for i in 0..10 {
-        c.propose(1, format!("x{i}").as_bytes());
-    }
-    let applied = c.node(1).log().applied();
-    c.node(1).compact(applied);
-    change(&mut c, 1, &[1, 2, 3], &[4]);
-    c.settle();
-    assert_eq!(c.snapshot_needed.get(&NodeId(1)), Some(&vec![NodeId(4)]));
-    let applied = c.node(1).log().applied();
-    let membership = c.node(1).membership_at(applied).expect("held").clone();
-    assert_eq!(
-        membership,
-        simple(&[1, 2, 3], &[4]),
-        "the change is applied"
-    );
-    let term = c.node(1).log().term(applied).expect("held");
-    let stale = Snapshot {
-        index: applied,
-        term,
-        membership: simple(&[1, 2, 3], &[]),
-        data: b"image".as_slice().into(),
-    };
-    let wrong = c.node(1).send_snapshot(NodeId(4), stale.clone());
-    assert!(
-        matches!(wrong, Err(RaftError::BadSnapshot)),
-        "configuration must match"
-    );
-    let snap = Snapshot {
-        membership: membership.clone(),
-        ..stale
-    };
-    c.node(1)
-        .send_snapshot(NodeId(4), snap)
-        .expect("node 4 waits");
-    c.settle();
-    assert_eq!(c.snapshots[&NodeId(4)][0].membership, membership);
-    assert_eq!(c.node(4).membership(), &membership);
-    c.propose(1, b"after");
-    c.tick_all(2);
-    assert_eq!(c.applied_data(4), vec![b"after".to_vec()]);
-}
-
 /// §6/§7: after a restart a server rebuilds its configuration from the
 /// snapshot's configuration and the configuration entries of its log, the
 /// latest one in force even if uncommitted; a restored log whose
@@ -653,22 +541,6 @@ fn check_quorum_while_joint_needs_both_majorities() {
         Role::Leader,
         "C_new's half answers, C_old's is silent"
     );
-}
-
-/// §6 bootstrap growth: a single-voter group becomes three voters.
-#[test]
-fn a_single_voter_group_grows_to_three() {
-    let mut c = Cluster::members(3, &[1], &[], |_| {});
-    c.campaign(1);
-    assert_eq!(c.leaders(), vec![NodeId(1)]);
-    c.propose(1, b"solo");
-    change(&mut c, 1, &[1, 2, 3], &[]);
-    c.settle();
-    c.tick_all(2);
-    assert_eq!(c.node(3).membership(), &simple(&[1, 2, 3], &[]));
-    c.isolate(3);
-    c.propose(1, b"pair");
-    assert_eq!(c.applied_data(2), vec![b"solo".to_vec(), b"pair".to_vec()]);
 }
 
 /// Malformed configurations from a peer are errors and change nothing.

@@ -1,7 +1,8 @@
 //! Messages between the replicas of one group.
 
+use super::RaftError;
 use super::membership::Membership;
-use crate::types::{Entry, GroupId, LogIndex, NodeId, Payload, Term};
+use crate::types::{Entry, EntryKind, GroupId, LogIndex, NodeId, Payload, Term};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
@@ -103,4 +104,62 @@ impl Body {
             Body::SnapshotResponse { .. } => "SnapshotResponse",
         }
     }
+}
+
+/// Structural checks of peer input, so nothing a peer sends can trip an
+/// assertion.
+pub(super) fn validate(m: &Message) -> Result<(), RaftError> {
+    let bad = |why| {
+        Err(RaftError::BadMessage {
+            kind: m.body.kind(),
+            from: m.from,
+            why,
+        })
+    };
+    if m.from == m.to && !matches!(m.body, Body::VoteResponse { granted: true }) {
+        return bad("sent to itself");
+    }
+    if let Body::Append {
+        prev_index,
+        prev_term,
+        entries,
+        ..
+    } = &m.body
+    {
+        let mut term = *prev_term;
+        for (n, e) in entries.iter().enumerate() {
+            if e.index.0 != prev_index.0 + 1 + n as u64 {
+                return bad("entries not contiguous after prev_index");
+            }
+            if e.term < term || e.term > m.term {
+                return bad("entry terms out of order");
+            }
+            term = e.term;
+        }
+        if *prev_term > m.term {
+            return bad("prev_term above the message term");
+        }
+        let conf = entries.iter().filter(|e| e.kind == EntryKind::ConfChange);
+        if conf
+            .into_iter()
+            .any(|e| Membership::decode(&e.data).is_err())
+        {
+            return bad("malformed configuration entry");
+        }
+    }
+    if let Body::Snapshot {
+        index,
+        snapshot_term,
+        membership,
+        ..
+    } = &m.body
+    {
+        if *snapshot_term > m.term || index.0 == 0 {
+            return bad("snapshot point out of range");
+        }
+        if membership.validate().is_err() {
+            return bad("malformed snapshot configuration");
+        }
+    }
+    Ok(())
 }

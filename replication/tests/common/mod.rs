@@ -4,9 +4,28 @@
 
 use ferrisdb_replication::raft::ReadState;
 use ferrisdb_replication::{
-    Config, Entry, EntryKind, GroupId, Message, NodeId, Raft, Ready, Restored, Role, Snapshot, Term,
+    Config, Entry, EntryKind, GroupId, LogIndex, Membership, Message, NodeId, Raft, Ready,
+    Restored, Role, Snapshot, Term,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+pub fn ids(v: &[u64]) -> Vec<NodeId> {
+    v.iter().copied().map(NodeId).collect()
+}
+
+/// A configuration that is not joint.
+pub fn simple(voters: &[u64], learners: &[u64]) -> Membership {
+    Membership::new(&ids(voters), &ids(learners)).expect("valid")
+}
+
+/// Has `leader` propose a change to `voters` and `learners`; returns the
+/// index of the joint entry.
+pub fn change(c: &mut Cluster, leader: u64, voters: &[u64], learners: &[u64]) -> LogIndex {
+    c.node(leader)
+        .propose_conf_change(ids(voters), ids(learners))
+        .expect("the leader accepts the change")
+        .first
+}
 
 pub fn config(id: u64, n: u64) -> Config {
     let voters: Vec<u64> = (1..=n).collect();

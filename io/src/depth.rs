@@ -108,6 +108,35 @@ mod tests {
         assert_eq!(maxima, vec![3]);
     }
 
+    /// A task cancelled while it waits for a slot must not take a slot
+    /// with it: later operations still get every slot.
+    #[test]
+    fn a_cancelled_waiter_does_not_leak_a_slot() {
+        let options = ExecutorOptions {
+            io_depth: 1,
+            ..ExecutorOptions::default()
+        };
+        let got = run_pinned_with(1, options, |_| async {
+            for _ in 0..3 {
+                let held = acquire().await;
+                let waiter = crate::executor::spawn(async {
+                    let _slot = acquire().await;
+                });
+                crate::executor::sleep(std::time::Duration::from_millis(1)).await;
+                drop(waiter);
+                drop(held);
+            }
+            let again = futures_lite::future::or(async { Some(acquire().await) }, async {
+                crate::executor::sleep(std::time::Duration::from_secs(2)).await;
+                None
+            })
+            .await;
+            again.is_some() && in_flight() == 1
+        })
+        .expect("executor");
+        assert_eq!(got, vec![true]);
+    }
+
     #[test]
     fn bad_options_are_refused_before_any_executor_starts() {
         for options in [

@@ -368,7 +368,15 @@ impl Chart for Timeline<'_> {
             .titled(&self.title, (FONT, 20))
             .map_err(|e| e.to_string())?;
         let (top, bottom) = root.split_vertically(root.dim_in_pixel().1 / 2);
-        let series = &self.phase.series;
+        // The phase's last point covers what completed after the last full
+        // interval; a sliver of an interval gives a meaningless rate.
+        let full = self.phase.interval_ms as f64 / 1000.0;
+        let mut series: Vec<_> = self.phase.series.iter().collect();
+        if let [.., before, last] = series[..]
+            && last.t_secs - before.t_secs < full / 2.0
+        {
+            series.pop();
+        }
         let t_max = series.iter().map(|p| p.t_secs).fold(1.0f64, f64::max);
         let target = self.phase.target_ops_per_sec;
         let rate_max = series
@@ -379,6 +387,7 @@ impl Chart for Timeline<'_> {
             * 1.1;
         let mut chart = ChartBuilder::on(&top)
             .margin(10)
+            .margin_right(30)
             .x_label_area_size(35)
             .y_label_area_size(80)
             .build_cartesian_2d(0.0..t_max, 0.0..rate_max)
@@ -454,6 +463,7 @@ impl Chart for Timeline<'_> {
         };
         let mut chart = ChartBuilder::on(&bottom)
             .margin(10)
+            .margin_right(30)
             .x_label_area_size(35)
             .y_label_area_size(80)
             .build_cartesian_2d(0.0..t_max, (lo..hi).log_scale())

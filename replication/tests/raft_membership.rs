@@ -561,7 +561,7 @@ fn malformed_configurations_from_a_peer_are_rejected() {
     let snapshot = Body::Snapshot {
         index: LogIndex(5),
         snapshot_term: Term(1),
-        membership: Membership::default(),
+        membership: Box::default(),
         offset: 0,
         data: b"x".as_slice().into(),
         done: true,

@@ -71,10 +71,8 @@ impl Configs {
     /// `appended` went into the log (possibly replacing a suffix, or only
     /// partly, where the log already held them): forget configuration
     /// entries the log no longer holds — rolling back to the configuration
-    /// before them — then track the new ones. Returns whether the
-    /// configuration in force changed.
-    pub(crate) fn on_append(&mut self, log: &RaftLog, appended: &[Entry]) -> bool {
-        let before = self.current().clone();
+    /// before them — then track the new ones.
+    pub(crate) fn on_append(&mut self, log: &RaftLog, appended: &[Entry]) {
         self.forget_replaced(log);
         for e in appended.iter().filter(|e| e.kind == EntryKind::ConfChange) {
             let newer = self.latest_index().is_none_or(|i| e.index > i);
@@ -82,7 +80,6 @@ impl Configs {
                 self.entries.push((e.index, e.term, decoded(e)));
             }
         }
-        *self.current() != before
     }
 
     /// Drops tracked entries the log no longer holds. Truncation removes a
@@ -189,7 +186,7 @@ mod tests {
         let appended = [conf(2, 1, &joint), normal(3, 1)];
         log.maybe_append(LogIndex(1), Term(1), &appended)
             .expect("matches");
-        assert!(c.on_append(&log, &appended));
+        c.on_append(&log, &appended);
         assert_eq!(c.current(), &joint);
         assert_eq!(c.at(LogIndex(1), &log), Some(&old));
         assert_eq!(c.at(LogIndex(3), &log), Some(&joint));
@@ -198,7 +195,7 @@ mod tests {
         let theirs = [normal(2, 2)];
         log.maybe_append(LogIndex(1), Term(1), &theirs)
             .expect("matches");
-        assert!(c.on_append(&log, &theirs));
+        c.on_append(&log, &theirs);
         assert_eq!(c.current(), &old, "rolled back");
         assert_eq!(c.latest_index(), None);
         c.check(&log, true);

@@ -74,7 +74,9 @@ pub enum Body {
     Snapshot {
         index: LogIndex,
         snapshot_term: Term,
-        membership: Membership,
+        /// Boxed: snapshots are rare, and every message is as large as the
+        /// largest body.
+        membership: Box<Membership>,
         offset: u64,
         data: Payload,
         done: bool,
@@ -134,17 +136,13 @@ pub(super) fn validate(m: &Message) -> Result<(), RaftError> {
             if e.term < term || e.term > m.term {
                 return bad("entry terms out of order");
             }
+            if e.kind == EntryKind::ConfChange && Membership::decode(&e.data).is_err() {
+                return bad("malformed configuration entry");
+            }
             term = e.term;
         }
         if *prev_term > m.term {
             return bad("prev_term above the message term");
-        }
-        let conf = entries.iter().filter(|e| e.kind == EntryKind::ConfChange);
-        if conf
-            .into_iter()
-            .any(|e| Membership::decode(&e.data).is_err())
-        {
-            return bad("malformed configuration entry");
         }
     }
     if let Body::Snapshot {

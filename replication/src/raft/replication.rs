@@ -306,15 +306,21 @@ impl Raft {
         true
     }
 
+    /// The leader's replication targets: the keys of its progress map, which
+    /// are exactly the other members (an invariant).
+    fn progress_targets(&self) -> Vec<NodeId> {
+        self.progress.keys().copied().collect()
+    }
+
     pub(super) fn broadcast_append(&mut self, send_if_empty: bool) {
-        for to in self.targets() {
+        for to in self.progress_targets() {
             self.send_append(to, send_if_empty);
         }
     }
 
     pub(super) fn broadcast_heartbeat(&mut self) {
         let read_ctx = self.reads.newest_seq();
-        for to in self.targets() {
+        for to in self.progress_targets() {
             let pr = &self.progress[&to];
             let commit = self.log.committed().min(pr.match_index);
             let body = Body::Heartbeat {

@@ -97,7 +97,7 @@ impl Raft {
         let body = Body::Snapshot {
             index: snap.index,
             snapshot_term: snap.term,
-            membership: snap.membership.clone(),
+            membership: Box::new(snap.membership.clone()),
             offset,
             data: Payload::from(&snap.data[offset as usize..end as usize]),
             done: end == len,

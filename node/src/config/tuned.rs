@@ -21,8 +21,12 @@ pub type IoReader<'a> = dyn Fn(&Path) -> anyhow::Result<Option<IoProperties>> + 
 /// The real [`IoReader`]: a missing file is `None`; an unreadable or
 /// malformed one is an error naming it.
 pub fn read_io_properties(path: &Path) -> anyhow::Result<Option<IoProperties>> {
-    if !path.try_exists().unwrap_or(true) {
-        return Ok(None);
+    match path.try_exists() {
+        // Under a data directory that is not a directory there is no file:
+        // the data directory check then says what is wrong, in one line.
+        Ok(false) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(None),
+        _ => {}
     }
     Ok(Some(IoProperties::read(path)?))
 }

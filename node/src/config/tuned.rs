@@ -18,13 +18,21 @@ use std::path::{Path, PathBuf};
 /// Reads the io_properties.toml at a path: `None` if there is no such file.
 pub type IoReader<'a> = dyn Fn(&Path) -> anyhow::Result<Option<IoProperties>> + 'a;
 
-/// The real [`IoReader`]: a missing file is `None`; an unreadable or
-/// malformed one is an error naming it.
+/// The real [`IoReader`]: a missing file (or a parent that is not a
+/// directory: a data directory the start checks will refuse with their own
+/// message) is `None`; an unreadable or malformed one is an error naming it.
 pub fn read_io_properties(path: &Path) -> anyhow::Result<Option<IoProperties>> {
-    if !path.try_exists().unwrap_or(true) {
-        return Ok(None);
+    match std::fs::metadata(path) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        _ => Ok(Some(IoProperties::read(path)?)),
     }
-    Ok(Some(IoProperties::read(path)?))
 }
 
 /// The device keys as the merged layers set them.
@@ -217,6 +225,13 @@ mod tests {
         assert_eq!(
             read_io_properties(&dir.path().join("none")).expect("absent"),
             None
+        );
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").expect("write");
+        assert_eq!(
+            read_io_properties(&file.join(IO_PROPERTIES_FILE)).expect("under a file"),
+            None,
+            "a data directory under a file is refused by the data-directory checks"
         );
     }
 

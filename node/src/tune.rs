@@ -29,7 +29,7 @@ pub enum TuneCommand {
 pub struct DiskArgs {
     /// Directory on the device to measure (the node's data directory, usually).
     pub dir: PathBuf,
-    /// Size of the test file, e.g. 1GiB [default: 1GiB].
+    /// Size of the test file (bytes, or e.g. 512MiB).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, default_value = "1GiB")]
     pub size: u64,
     /// Seconds each of the timed tests runs.

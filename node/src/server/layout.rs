@@ -11,7 +11,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const LAYOUT_FILE: &str = "SHARDS.json";
-const LAYOUT_FORMAT: u32 = 1;
+/// Boundaries escaped as `ferrisdb shell` prints keys.
+const LAYOUT_FORMAT: u32 = 2;
+/// The first format: boundaries in hex. Still read; rewritten as format 2.
+const LAYOUT_FORMAT_HEX: u32 = 1;
 /// Most shards a node holds (each has its own engine and files).
 pub const SHARDS_MAX: u32 = 1024;
 
@@ -61,17 +64,31 @@ pub fn open_or_create(
     base_port: u16,
 ) -> anyhow::Result<ShardMap> {
     let path = data_dir.join(LAYOUT_FILE);
+    // Written only when created or changed: a plain restart reads it.
+    let mut changed = false;
     let mut file = if path.exists() {
         let text =
             std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-        let file: LayoutFile = serde_json::from_str(&text)
+        let mut file: LayoutFile = serde_json::from_str(&text)
             .with_context(|| format!("parse shard layout {}", path.display()))?;
-        if file.format != LAYOUT_FORMAT {
-            bail!(
-                "shard layout {} has format {}; this build reads format {LAYOUT_FORMAT}",
-                path.display(),
-                file.format
-            );
+        match file.format {
+            LAYOUT_FORMAT => {}
+            LAYOUT_FORMAT_HEX => {
+                file.boundaries = file
+                    .boundaries
+                    .iter()
+                    .map(|b| unhex(b).map(|key| escape_all(&key)))
+                    .collect::<Option<_>>()
+                    .with_context(|| {
+                        format!("shard layout {}: bad hex boundary", path.display())
+                    })?;
+                file.format = LAYOUT_FORMAT;
+                changed = true;
+            }
+            other => bail!(
+                "shard layout {} has format {other}; this build reads formats {LAYOUT_FORMAT_HEX} and {LAYOUT_FORMAT}",
+                path.display()
+            ),
         }
         let asked: Vec<String> = split_keys.iter().map(|k| escape_all(k)).collect();
         if !split_keys.is_empty() && asked != file.boundaries {
@@ -93,6 +110,7 @@ pub fn open_or_create(
         } else {
             split_keys.iter().map(|k| escape_all(k)).collect()
         };
+        changed = true;
         LayoutFile {
             format: LAYOUT_FORMAT,
             boundaries,
@@ -103,8 +121,11 @@ pub fn open_or_create(
     if file.cores != cores {
         file.cores = cores;
         file.map_version += 1;
+        changed = true;
     }
-    write_atomically(&path, serde_json::to_string_pretty(&file)?.as_bytes())?;
+    if changed {
+        write_atomically(&path, serde_json::to_string_pretty(&file)?.as_bytes())?;
+    }
     build_map(&file, base_port).with_context(|| format!("shard layout {}", path.display()))
 }
 
@@ -152,6 +173,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Decodes a format-1 boundary.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +220,44 @@ mod tests {
         );
         let again = open_or_create(dir.path(), 2, 1, &[b"zzz".to_vec()], 7400).unwrap();
         assert_eq!(again, map, "an existing layout is kept");
+    }
+
+    #[test]
+    fn a_hex_layout_of_format_1_is_read_and_rewritten_as_format_2() {
+        // "\\x00\\xff" and "user5" in hex, as format 1 wrote them.
+        let path = dir.path().join(LAYOUT_FILE);
+        // "user5" and "\x00\xff" in hex, as format 1 wrote them.
+        std::fs::write(
+            &path,
+            br#"{"format":1,"boundaries":["00ff","7573657235"],"map_version":3,"cores":1}"#,
+        )
+        .unwrap();
+        let map = open_or_create(dir.path(), 1, 1, &[], 7400).unwrap();
+        assert_eq!(map.shards[1].start, vec![0x00, 0xff]);
+        assert_eq!(map.shards[2].start, b"user5".to_vec());
+        assert_eq!(map.version, 3, "the assignment did not change");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""format": 2"#), "{text}");
+        assert!(text.contains(r#""\\x00\\xff""#), "{text}");
+        assert_eq!(open_or_create(dir.path(), 1, 1, &[], 7400).unwrap(), map);
+        let bad = br#"{"format":1,"boundaries":["7"],"map_version":1,"cores":1}"#;
+        std::fs::write(&path, bad).unwrap();
+        let err = open_or_create(dir.path(), 1, 1, &[], 7400).unwrap_err();
+        assert!(format!("{err:#}").contains("bad hex boundary"), "{err:#}");
+    }
+
+    #[test]
+    fn a_restart_with_the_same_cores_does_not_rewrite_the_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        open_or_create(dir.path(), 2, 1, &[], 7400).unwrap();
+        let path = dir.path().join(LAYOUT_FILE);
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        open_or_create(dir.path(), 2, 1, &[], 7400).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
     }
 
     #[test]

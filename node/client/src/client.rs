@@ -66,7 +66,7 @@ struct CoreEntry {
     slot: Arc<CoreSlot>,
 }
 
-/// The reconnection state of one core.
+/// The reconnection state of one core (its connection is `CoreEntry::live`).
 #[derive(Default)]
 struct CoreSlot {
     state: tokio::sync::Mutex<SlotState>,
@@ -74,7 +74,6 @@ struct CoreSlot {
 
 #[derive(Default)]
 struct SlotState {
-    connection: Option<Arc<CoreConnection>>,
     /// Connection attempts failed in a row.
     failures: u32,
     /// No attempt before this instant (exponential backoff).
@@ -469,22 +468,14 @@ impl Client {
     /// failed attempts, waits out the backoff first (callers bound this with
     /// their deadline).
     async fn connection(&self, addr: SocketAddr) -> Result<Arc<CoreConnection>, Error> {
-        let slot = {
-            let mut cores = self.inner.cores.lock().expect("core table poisoned");
-            let entry = cores.entry(addr).or_default();
-            match &entry.live {
-                Some(connection) if connection.is_alive() => return Ok(connection.clone()),
-                _ => entry.slot.clone(),
-            }
+        let slot = match self.live_or_slot(addr) {
+            Ok(connection) => return Ok(connection),
+            Err(slot) => slot,
         };
         let mut state = slot.state.lock().await;
-        if let Some(connection) = &state.connection {
-            if connection.is_alive() {
-                return Ok(connection.clone());
-            }
-            tracing::info!(%addr, "connection lost; reconnecting");
-            state.connection = None;
-            self.set_live(addr, None);
+        // Another caller may have connected while this one waited.
+        if let Ok(connection) = self.live_or_slot(addr) {
+            return Ok(connection);
         }
         if let Some(retry_at) = state.retry_at {
             tokio::time::sleep_until(retry_at).await;
@@ -505,12 +496,14 @@ impl Client {
         match CoreConnection::open(addr, &params).await {
             Ok(connection) => {
                 let connection = Arc::new(connection);
-                *state = SlotState {
-                    connection: Some(connection.clone()),
-                    failures: 0,
-                    retry_at: None,
-                };
-                self.set_live(addr, Some(connection.clone()));
+                *state = SlotState::default();
+                self.inner
+                    .cores
+                    .lock()
+                    .expect("core table poisoned")
+                    .entry(addr)
+                    .or_default()
+                    .live = Some(connection.clone());
                 Ok(connection)
             }
             Err(err) => {
@@ -527,11 +520,22 @@ impl Client {
         }
     }
 
-    /// Publishes `addr`'s connection for the fast path (or withdraws it).
-    /// Called with the core's slot locked, so it never races a reconnect.
-    fn set_live(&self, addr: SocketAddr, connection: Option<Arc<CoreConnection>>) {
+    /// `addr`'s live connection, or (none, or it died: then it is
+    /// dropped from the table) the slot to connect through.
+    fn live_or_slot(&self, addr: SocketAddr) -> Result<Arc<CoreConnection>, Arc<CoreSlot>> {
         let mut cores = self.inner.cores.lock().expect("core table poisoned");
-        cores.entry(addr).or_default().live = connection;
+        let entry = cores.entry(addr).or_default();
+        match entry.live.take() {
+            Some(connection) if connection.is_alive() => {
+                entry.live = Some(connection.clone());
+                Ok(connection)
+            }
+            Some(_) => {
+                tracing::info!(%addr, "connection lost; reconnecting");
+                Err(entry.slot.clone())
+            }
+            None => Err(entry.slot.clone()),
+        }
     }
 }
 

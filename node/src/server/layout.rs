@@ -224,9 +224,9 @@ mod tests {
 
     #[test]
     fn a_hex_layout_of_format_1_is_read_and_rewritten_as_format_2() {
-        // 0x00 0xff and "user5" in hex, as format 1 wrote them.
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LAYOUT_FILE);
-        // "user5" and "\x00\xff" in hex, as format 1 wrote them.
+        // "\x00\xff" and "user5" in hex, as format 1 wrote them.
         std::fs::write(
             &path,
             br#"{"format":1,"boundaries":["00ff","7573657235"],"map_version":3,"cores":1}"#,

@@ -7,42 +7,138 @@
 //! reorder them. Waiting here instead keeps the device queue short, so a
 //! foreground read that arrives behind a burst waits for fewer operations.
 //! The same idea as Seastar's I/O scheduler, without its per-class queues:
-//! operations wait in arrival order (glommio's semaphore is fair).
+//! operations wait in arrival order.
 //!
 //! Every [`RealDisk`](crate::RealDisk) read, write and sync holds one slot
 //! for as long as the operation is in the kernel.
+//!
+//! The queue is our own rather than glommio's `Semaphore`: with that
+//! semaphore, a waiter that was woken by a release and then cancelled
+//! before it ran took the wake-up with it, so the next waiter slept until
+//! some other operation released a slot, which on an idle core is never
+//! (a restarted node's core parked in `io_cqring_wait` for good). Its
+//! waiters can also be overtaken by a later arrival. Here a release hands
+//! the slot straight to the oldest waiter, and a waiter dropped after it
+//! was handed a slot passes the slot on.
 
-use glommio::sync::{Semaphore, StaticPermit};
-use std::cell::{Cell, OnceCell};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 thread_local! {
-    static SLOTS: OnceCell<Rc<Semaphore>> = const { OnceCell::new() };
+    static SLOTS: RefCell<Option<Slots>> = const { RefCell::new(None) };
     static IN_FLIGHT: Cell<usize> = const { Cell::new(0) };
     static IN_FLIGHT_MAX: Cell<usize> = const { Cell::new(0) };
 }
 
+/// The executor's free slots and the operations waiting for one.
+struct Slots {
+    free: usize,
+    waiters: VecDeque<Rc<Waiter>>,
+}
+
+/// One waiting operation: `granted` is set when a release hands it a slot.
+struct Waiter {
+    granted: Cell<bool>,
+    waker: RefCell<Waker>,
+}
+
+fn with_slots<R>(f: impl FnOnce(&mut Slots) -> R) -> R {
+    SLOTS.with(|cell| {
+        let mut slots = cell.borrow_mut();
+        let slots = slots.get_or_insert_with(|| Slots {
+            free: crate::executor::options().io_depth,
+            waiters: VecDeque::new(),
+        });
+        f(slots)
+    })
+}
+
+/// Gives a slot back: to the oldest waiter if there is one, else to the pool.
+fn release() {
+    let next = with_slots(|slots| {
+        let next = slots.waiters.pop_front();
+        if next.is_none() {
+            slots.free += 1;
+        }
+        next
+    });
+    if let Some(waiter) = next {
+        waiter.granted.set(true);
+        // Woken outside the borrow: a waker may run code that takes a slot.
+        waiter.waker.borrow().wake_by_ref();
+    }
+}
+
 /// One disk operation's place in the executor's queue depth; released on drop.
 pub(crate) struct IoSlot {
-    _permit: StaticPermit,
+    _private: (),
 }
 
 /// Waits for a free slot (arrival order) and takes it.
-pub(crate) async fn acquire() -> IoSlot {
-    let slots = SLOTS.with(|cell| {
-        cell.get_or_init(|| Rc::new(Semaphore::new(crate::executor::options().io_depth as u64)))
-            .clone()
-    });
-    let permit = slots
-        .acquire_static_permit(1)
-        .await
-        .expect("the slot semaphore is never closed");
-    let now = IN_FLIGHT.with(|n| {
-        n.set(n.get() + 1);
-        n.get()
-    });
-    IN_FLIGHT_MAX.with(|m| m.set(m.get().max(now)));
-    IoSlot { _permit: permit }
+pub(crate) fn acquire() -> impl Future<Output = IoSlot> {
+    Acquire { waiter: None }
+}
+
+struct Acquire {
+    waiter: Option<Rc<Waiter>>,
+}
+
+impl Future for Acquire {
+    type Output = IoSlot;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<IoSlot> {
+        match &self.waiter {
+            Some(waiter) if waiter.granted.get() => {
+                self.waiter = None;
+            }
+            Some(waiter) => {
+                waiter.waker.borrow_mut().clone_from(cx.waker());
+                return Poll::Pending;
+            }
+            None => {
+                let queued = with_slots(|slots| {
+                    if slots.free > 0 && slots.waiters.is_empty() {
+                        slots.free -= 1;
+                        return None;
+                    }
+                    let waiter = Rc::new(Waiter {
+                        granted: Cell::new(false),
+                        waker: RefCell::new(cx.waker().clone()),
+                    });
+                    slots.waiters.push_back(waiter.clone());
+                    Some(waiter)
+                });
+                if queued.is_some() {
+                    self.waiter = queued;
+                    return Poll::Pending;
+                }
+            }
+        }
+        let now = IN_FLIGHT.with(|n| {
+            n.set(n.get() + 1);
+            n.get()
+        });
+        IN_FLIGHT_MAX.with(|m| m.set(m.get().max(now)));
+        Poll::Ready(IoSlot { _private: () })
+    }
+}
+
+impl Drop for Acquire {
+    fn drop(&mut self) {
+        let Some(waiter) = self.waiter.take() else {
+            return;
+        };
+        if waiter.granted.get() {
+            // Handed a slot but cancelled before taking it: pass it on.
+            release();
+        } else {
+            with_slots(|slots| slots.waiters.retain(|w| !Rc::ptr_eq(w, &waiter)));
+        }
+    }
 }
 
 impl Drop for IoSlot {
@@ -51,6 +147,7 @@ impl Drop for IoSlot {
             assert!(n.get() > 0, "a slot is released once");
             n.set(n.get() - 1);
         });
+        release();
     }
 }
 
@@ -135,6 +232,77 @@ mod tests {
         })
         .expect("executor");
         assert_eq!(got, vec![true]);
+    }
+
+    /// Regression: with glommio's semaphore, a waiter woken by a release
+    /// and cancelled before it ran took the wake-up with it; the next
+    /// waiter slept until some other operation released a slot, which on
+    /// an idle core is never (a restarted node parked in io_cqring_wait).
+    #[test]
+    fn a_waiter_cancelled_after_its_wake_up_passes_the_slot_on() {
+        let options = ExecutorOptions {
+            io_depth: 1,
+            ..ExecutorOptions::default()
+        };
+        let got = run_pinned_with(1, options, |_| async {
+            let held = acquire().await;
+            let first = crate::executor::spawn(async {
+                let _slot = acquire().await;
+            });
+            let second = crate::executor::spawn(async {
+                let _slot = acquire().await;
+            });
+            crate::executor::sleep(std::time::Duration::from_millis(1)).await;
+            drop(held); // wakes `first`...
+            drop(first); // ...which is cancelled before it runs
+            futures_lite::future::or(
+                async {
+                    second.await;
+                    true
+                },
+                async {
+                    crate::executor::sleep(std::time::Duration::from_secs(2)).await;
+                    false
+                },
+            )
+            .await
+                && in_flight() == 0
+        })
+        .expect("executor");
+        assert_eq!(got, vec![true], "the second waiter got the slot");
+    }
+
+    /// A released slot goes to the oldest waiter: an operation that
+    /// arrives after the release waits behind it.
+    #[test]
+    fn a_released_slot_goes_to_the_oldest_waiter() {
+        let options = ExecutorOptions {
+            io_depth: 1,
+            ..ExecutorOptions::default()
+        };
+        let got = run_pinned_with(1, options, |_| async {
+            let order = Rc::new(std::cell::RefCell::new(Vec::new()));
+            let held = acquire().await;
+            let waiter = {
+                let order = order.clone();
+                crate::executor::spawn(async move {
+                    let _slot = acquire().await;
+                    order.borrow_mut().push("waiter");
+                })
+            };
+            crate::executor::sleep(std::time::Duration::from_millis(1)).await;
+            drop(held);
+            // Polled before the waiter runs: it must not take the slot.
+            let late = futures_lite::future::poll_once(acquire()).await;
+            let overtook = late.is_some();
+            drop(late);
+            waiter.await;
+            let _slot = acquire().await;
+            order.borrow_mut().push("late");
+            (overtook, order.borrow().clone())
+        })
+        .expect("executor");
+        assert_eq!(got, vec![(false, vec!["waiter", "late"])]);
     }
 
     #[test]

@@ -268,13 +268,7 @@ impl Chart for Spectrum {
         let x_max = points.clone().map(|p| p.0).fold(100.0f64, f64::max);
         let decades = x_max.log10().ceil() as i32;
         let x_top = 10f64.powi(decades);
-        let (y_min, y_max) =
-            points.fold((f64::MAX, 0.0f64), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
-        let (y_min, y_max) = if y_max > 0.0 {
-            (y_min * 0.8, y_max * 1.5)
-        } else {
-            (0.001, 1.0)
-        };
+        let (y_min, y_max) = log_range(points.map(|p| p.1));
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT, 20))
             .margin(15)
@@ -301,14 +295,7 @@ impl Chart for Spectrum {
         for line in &self.lines {
             draw_line(&mut chart, line)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
     }
 }
 
@@ -354,6 +341,36 @@ where
         chart.draw_series(dots).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// The legend of `chart`'s labelled series, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+/// A log-scale axis range around positive `values`, with room above and
+/// below; a fixed range when there is none.
+fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if hi > 0.0 {
+        (lo * 0.8, hi * 1.5)
+    } else {
+        (0.001, 1.0)
+    }
 }
 
 struct Timeline<'a> {
@@ -420,14 +437,7 @@ impl Chart for Timeline<'_> {
             };
             draw_line(&mut chart, &line)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
 
         let ms = |us: Option<u64>| us.map(|v| v.max(1) as f64 / 1000.0);
         let mut lines = vec![Line {
@@ -454,13 +464,7 @@ impl Chart for Timeline<'_> {
         } else {
             lines[0].label = "p99".into();
         }
-        let values = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1));
-        let (lo, hi) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        let (lo, hi) = if hi > 0.0 {
-            (lo * 0.8, hi * 1.5)
-        } else {
-            (0.001, 1.0)
-        };
+        let (lo, hi) = log_range(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)));
         let mut chart = ChartBuilder::on(&bottom)
             .margin(10)
             .margin_right(30)
@@ -481,14 +485,7 @@ impl Chart for Timeline<'_> {
         for line in &lines {
             draw_line(&mut chart, line)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
 
@@ -518,16 +515,8 @@ mod tests {
     fn spectrum_points_map_percentiles_to_the_log_axis() {
         let summary = LatencySummary {
             count: 1000,
-            mean_us: 0.0,
-            min_us: 0,
-            max_us: 0,
-            p50_us: 0,
-            p90_us: 0,
-            p95_us: 0,
-            p99_us: 0,
-            p999_us: 0,
-            p9999_us: 0,
             spectrum: vec![(0.0, 100), (0.9, 200), (0.99, 1500), (1.0, 9000)],
+            ..LatencySummary::default()
         };
         let p = spectrum_points(&summary);
         assert_eq!(p[0], (1.0, 0.1));

@@ -3,6 +3,7 @@
 //! with `net`.
 
 use super::properties::{Origin, Properties};
+use super::runner::Phase;
 use crate::target::NodeArgs;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -13,15 +14,6 @@ use std::path::PathBuf;
 const INTERVAL_MS_MAX: u64 = 60_000;
 /// Lower bound on `--interval-ms`: finer intervals cost a sample each.
 const INTERVAL_MS_MIN: u64 = 10;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PhaseArg {
-    /// Insert the records (`recordcount`, or `insertstart`/`insertcount`).
-    Load,
-    /// Run the operation mix (`operationcount` operations) on loaded records.
-    Run,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,7 +34,7 @@ pub enum ProgressArg {
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct YcsbArgs {
     #[arg(value_enum)]
-    pub phase: PhaseArg,
+    pub phase: Phase,
     /// A YCSB workload (property) file, e.g. bench/workloads/workloada;
     /// later files override earlier ones.
     #[arg(short = 'P', value_name = "FILE")]
@@ -195,7 +187,7 @@ mod tests {
             "500",
             "--spawn-node",
         ]);
-        assert_eq!(a.phase, PhaseArg::Run);
+        assert_eq!(a.phase, Phase::Run);
         assert_eq!(a.workload_files, [PathBuf::from("a"), PathBuf::from("b")]);
         assert_eq!(a.properties, ["recordcount=10", "fieldcount=2"]);
         assert_eq!((a.threads, a.target), (Some(8), Some(500.0)));

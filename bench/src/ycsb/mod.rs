@@ -28,9 +28,10 @@ mod workload;
 pub use text::file_safe;
 
 use anyhow::{Context, Result, bail};
-use args::{PhaseArg, ProgressArg, YcsbArgs};
+use args::YcsbArgs;
 use ferrisdb_client::Client;
-use progress::{Display, Progress};
+use generator::ZIPFIAN_CONSTANT;
+use progress::Progress;
 use record::KeyNamer;
 use report::{FORMAT_VERSION, KIND, PhaseReport, Report};
 use runner::{Phase, PhasePlan};
@@ -49,9 +50,9 @@ pub fn run(args: &YcsbArgs) -> Result<()> {
     let workload = Arc::new(CoreWorkload::from_properties(&properties)?);
     let threads = workload.thread_count.unwrap_or(1);
     let phases = match args.phase {
-        PhaseArg::Load => vec![Phase::Load],
-        PhaseArg::Run if args.node.spawn_node.is_some() => vec![Phase::Load, Phase::Run],
-        PhaseArg::Run => vec![Phase::Run],
+        Phase::Load => vec![Phase::Load],
+        Phase::Run if args.node.spawn_node.is_some() => vec![Phase::Load, Phase::Run],
+        Phase::Run => vec![Phase::Run],
     };
     if phases.contains(&Phase::Run)
         && workload.operation_count == 0
@@ -83,7 +84,7 @@ pub fn run(args: &YcsbArgs) -> Result<()> {
         for phase in &phases {
             // The load that precedes `run` on a spawned node only prepares
             // the data: it runs closed loop whatever --target says.
-            let preparing = *phase == Phase::Load && args.phase == PhaseArg::Run;
+            let preparing = *phase == Phase::Load && args.phase == Phase::Run;
             let target_ops = workload.target.filter(|_| !preparing);
             let plan = PhasePlan {
                 phase: *phase,
@@ -105,11 +106,6 @@ pub fn run(args: &YcsbArgs) -> Result<()> {
                 )),
                 target.endpoint
             );
-            let display = match args.progress {
-                ProgressArg::Auto => Display::Auto,
-                ProgressArg::Lines => Display::Lines,
-                ProgressArg::Off => Display::Off,
-            };
             let total = match phase {
                 Phase::Load => Some(workload.insert_count),
                 Phase::Run => Some(workload.operation_count).filter(|n| *n > 0),
@@ -117,7 +113,7 @@ pub fn run(args: &YcsbArgs) -> Result<()> {
             let mut progress = Progress::new(
                 phase.name(),
                 total,
-                display,
+                args.progress,
                 Duration::from_secs_f64(args.status_secs),
             );
             let outcome =
@@ -187,7 +183,9 @@ pub fn run(args: &YcsbArgs) -> Result<()> {
 fn print_preamble(label: &str, w: &CoreWorkload, threads: usize, args: &YcsbArgs) {
     let request = match w.request {
         RequestDistribution::Uniform => "uniform".to_string(),
-        RequestDistribution::Zipfian => "zipfian (scrambled, constant 0.99)".to_string(),
+        RequestDistribution::Zipfian => {
+            format!("zipfian (scrambled, constant {ZIPFIAN_CONSTANT})")
+        }
         RequestDistribution::Latest => "latest".to_string(),
         RequestDistribution::Hotspot {
             data_fraction,

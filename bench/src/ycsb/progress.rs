@@ -4,6 +4,7 @@
 //! log or CI output gets a readable trace and no control characters.
 //! Standard output carries only the results.
 
+use super::args::ProgressArg;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -22,15 +23,6 @@ pub struct Snapshot {
     pub p99_us: Option<u64>,
     pub errors: u64,
     pub eta: Option<Duration>,
-}
-
-/// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Display {
-    /// A bar on a terminal, else plain lines.
-    Auto,
-    Lines,
-    Off,
 }
 
 #[derive(Debug)]
@@ -53,7 +45,12 @@ pub struct Progress {
 
 impl Progress {
     /// `every`: the interval between plain lines.
-    pub fn new(phase: &'static str, total: Option<u64>, display: Display, every: Duration) -> Self {
+    pub fn new(
+        phase: &'static str,
+        total: Option<u64>,
+        display: ProgressArg,
+        every: Duration,
+    ) -> Self {
         let lines = Mode::Lines {
             every,
             next_at: every,
@@ -61,10 +58,10 @@ impl Progress {
             last_at: Duration::ZERO,
         };
         let mode = match display {
-            Display::Off => Mode::Off,
-            Display::Lines => lines,
-            Display::Auto if std::io::stderr().is_terminal() => Mode::Bar(bar(phase, total)),
-            Display::Auto => lines,
+            ProgressArg::Off => Mode::Off,
+            ProgressArg::Lines => lines,
+            ProgressArg::Auto if std::io::stderr().is_terminal() => Mode::Bar(bar(phase, total)),
+            ProgressArg::Auto => lines,
         };
         Progress { phase, mode }
     }

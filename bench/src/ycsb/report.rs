@@ -105,8 +105,8 @@ pub struct LatencyPair {
     pub response: LatencySummary,
 }
 
-/// A latency histogram summarized, in microseconds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A latency histogram summarized, in microseconds (all zero when empty).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LatencySummary {
     pub count: u64,
     pub mean_us: f64,
@@ -126,19 +126,7 @@ pub struct LatencySummary {
 impl LatencySummary {
     pub fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
-            return LatencySummary {
-                count: 0,
-                mean_us: 0.0,
-                min_us: 0,
-                max_us: 0,
-                p50_us: 0,
-                p90_us: 0,
-                p95_us: 0,
-                p99_us: 0,
-                p999_us: 0,
-                p9999_us: 0,
-                spectrum: Vec::new(),
-            };
+            return LatencySummary::default();
         }
         let q = |q| h.value_at_quantile(q);
         LatencySummary {

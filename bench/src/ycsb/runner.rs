@@ -22,15 +22,21 @@ use super::store::{Failure, Status, Store};
 use super::workload::{CoreWorkload, KeyChooser, LengthChooser, Operation};
 use crate::workload::{Rng, ValueGen};
 use anyhow::{Result, anyhow};
+use clap::ValueEnum;
+use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A YCSB phase; also the `ycsb load|run` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Phase {
+    /// Insert the records (`recordcount`, or `insertstart`/`insertcount`).
     Load,
+    /// Run the operation mix (`operationcount` operations) on loaded records.
     Run,
 }
 
@@ -300,6 +306,7 @@ struct Worker<S> {
     values: ValueGen,
     key: Vec<u8>,
     value: Vec<u8>,
+    /// A field being written, or the expected field a read verifies.
     field: Vec<u8>,
 }
 
@@ -355,31 +362,30 @@ impl<S: Store> Worker<S> {
     }
 
     async fn execute(&mut self, op: Operation, k: u64, due: Instant) -> Result<Status, Failure> {
-        let s = self.shared.clone();
         match op {
-            Operation::Insert if s.phase == Phase::Load => {
-                self.insert(s.workload.insert_start + k).await
+            Operation::Insert if self.shared.phase == Phase::Load => {
+                self.insert(self.shared.workload.insert_start + k).await
             }
             Operation::Insert => {
-                let keynum = s.acked.next_value();
+                let keynum = self.shared.acked.next_value();
                 let result = self.insert(keynum).await;
-                s.acked.acknowledge(keynum);
+                self.shared.acked.acknowledge(keynum);
                 result
             }
             Operation::Read => {
-                let keynum = self.keys.next(&mut self.rng, &s.acked);
+                let keynum = self.keys.next(&mut self.rng, &self.shared.acked);
                 self.read(keynum).await
             }
             Operation::Update => {
-                let keynum = self.keys.next(&mut self.rng, &s.acked);
+                let keynum = self.keys.next(&mut self.rng, &self.shared.acked);
                 self.update(keynum).await
             }
             Operation::Scan => {
-                let keynum = self.keys.next(&mut self.rng, &s.acked);
+                let keynum = self.keys.next(&mut self.rng, &self.shared.acked);
                 self.scan(keynum).await
             }
             Operation::ReadModifyWrite => {
-                let keynum = self.keys.next(&mut self.rng, &s.acked);
+                let keynum = self.keys.next(&mut self.rng, &self.shared.acked);
                 self.read_modify_write(keynum, due).await
             }
         }
@@ -399,7 +405,7 @@ impl<S: Store> Worker<S> {
         };
         let w = &self.shared.workload;
         let field = (!w.read_all_fields).then(|| self.rng.below(w.field_count));
-        record::verify(w, &self.key, &value, field)?;
+        record::verify(w, &self.key, &value, field, &mut self.field)?;
         Ok(Status::Ok)
     }
 
@@ -426,7 +432,9 @@ impl<S: Store> Worker<S> {
         let w = &self.shared.workload;
         let field = (!w.read_all_fields).then(|| self.rng.below(w.field_count));
         self.store
-            .scan(&self.key, len, |k, v| record::verify(w, k, v, field))
+            .scan(&self.key, len, |k, v| {
+                record::verify(w, k, v, field, &mut self.field)
+            })
             .await?;
         Ok(Status::Ok)
     }
@@ -441,10 +449,11 @@ impl<S: Store> Worker<S> {
         let got = self.store.get(&self.key).await;
         let t1 = Instant::now();
         let (read, old) = match got {
-            Ok(Some(v)) => (
-                record::verify(&self.shared.workload, &self.key, &v, None).map(|()| Status::Ok),
-                Some(v),
-            ),
+            Ok(Some(v)) => {
+                let verified =
+                    record::verify(&self.shared.workload, &self.key, &v, None, &mut self.field);
+                (verified.map(|()| Status::Ok), Some(v))
+            }
             Ok(None) => (Ok(Status::NotFound), None),
             Err(f) => (Err(f), None),
         };
@@ -500,7 +509,7 @@ impl<S: Store> Worker<S> {
     fn rewrite_one_field(&mut self, old: &[u8]) -> Result<(), Failure> {
         let w = &self.shared.workload;
         let fields = record::decode(old).map_err(|e| record::bad_record(&self.key, e))?;
-        if fields.is_empty() {
+        if fields.len() == 0 {
             return Err(Failure::new(
                 Status::UnexpectedState,
                 "MISSING_FIELD",
@@ -518,7 +527,7 @@ impl<S: Store> Worker<S> {
             &mut self.field,
         );
         record::start(&mut self.value, fields.len() as u64);
-        for (i, f) in fields.iter().enumerate() {
+        for (i, f) in fields.enumerate() {
             let bytes = if i as u64 == chosen {
                 self.field.as_slice()
             } else {

@@ -32,6 +32,11 @@ impl Status {
         Status::Error,
     ];
 
+    /// Position in [`Status::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The name in `[READ], Return=NAME, count`.
     pub fn name(self) -> &'static str {
         match self {
@@ -49,6 +54,15 @@ impl Status {
         !matches!(self, Status::Ok | Status::NotFound)
     }
 }
+
+// `index` is the position in `ALL`: ALL lists the statuses in declaration order.
+const _: () = {
+    let mut i = 0;
+    while i < Status::ALL.len() {
+        assert!(Status::ALL[i] as usize == i);
+        i += 1;
+    }
+};
 
 /// A failed call: its YCSB status, a short class for counting
 /// (`TIMEOUT`, `SERVER_OVERLOADED`, ...) and the full message.

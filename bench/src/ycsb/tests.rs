@@ -4,7 +4,8 @@
 //! shows a stall that the closed loop hides, latest never reads a key
 //! whose insert is in flight, and failures are counted and bounded.
 
-use super::progress::{Display, Progress};
+use super::args::ProgressArg;
+use super::progress::Progress;
 use super::properties::Properties;
 use super::record::KeyNamer;
 use super::runner::{self, Phase, PhaseOutcome, PhasePlan};
@@ -59,7 +60,7 @@ fn fixed(ms: u64) -> Delay {
 }
 
 async fn phase(w: &Arc<CoreWorkload>, plan: &PhasePlan, store: &MemoryStore) -> PhaseOutcome {
-    let mut progress = Progress::new("test", None, Display::Off, Duration::from_secs(1));
+    let mut progress = Progress::new("test", None, ProgressArg::Off, Duration::from_secs(1));
     runner::run_phase(
         w.clone(),
         namer(w),
@@ -72,11 +73,7 @@ async fn phase(w: &Arc<CoreWorkload>, plan: &PhasePlan, store: &MemoryStore) -> 
 }
 
 fn returns(o: &PhaseOutcome, op: Operation, status: Status) -> u64 {
-    let i = Status::ALL
-        .iter()
-        .position(|s| *s == status)
-        .expect("status");
-    o.totals.ops[op.index()].returns[i]
+    o.totals.ops[op.index()].returns[status.index()]
 }
 
 #[tokio::test]

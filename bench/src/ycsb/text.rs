@@ -3,7 +3,7 @@
 //! HdrHistogram's percentile distribution (`.hgrm`) files.
 
 use super::measure::{HISTOGRAM_SIGFIG, Recorder};
-use super::report::{LatencySummary, OpReport, PhaseReport};
+use super::report::{LatencyPair, LatencySummary, OpReport, PhaseReport};
 use super::workload::Operation;
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 /// are asked of it with `hdrhistogram.percentiles`).
 const PERCENTILES: [f64; 5] = [50.0, 95.0, 99.0, 99.9, 99.99];
 
-/// YCSB's result block for one phase. In an open loop each section is
-/// followed by an `Intended-` section (response times, YCSB's
-/// `measurement.interval=both`), so service and response time read side
-/// by side.
+/// YCSB's result block for one phase: a section per operation (and per
+/// failed operation) with its service times; in an open loop then the
+/// same sections again as `Intended-` sections with the response times
+/// (YCSB's `measurement.interval=both`).
 pub fn ycsb_block(phase: &PhaseReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "[OVERALL], RunTime(ms), {:.0}", phase.runtime_ms);
@@ -26,36 +26,35 @@ pub fn ycsb_block(phase: &PhaseReport) -> String {
         "[OVERALL], Throughput(ops/sec), {}",
         phase.throughput_ops_per_sec
     );
-    for op in &phase.operations_by_type {
-        section(&mut s, &op.name, &op.ok.service, Some(op));
-        if let Some(failed) = &op.failed {
-            section(
-                &mut s,
-                &format!("{}-FAILED", op.name),
-                &failed.service,
-                None,
-            );
-        }
-    }
-    if phase.open_loop() {
+    // Service times, then in an open loop the response times.
+    let sides: &[bool] = if phase.open_loop() {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &intended in sides {
+        let prefix = if intended { "Intended-" } else { "" };
         for op in &phase.operations_by_type {
-            section(
-                &mut s,
-                &format!("Intended-{}", op.name),
-                &op.ok.response,
-                None,
-            );
+            let name = format!("{prefix}{}", op.name);
+            // The return codes go under the first section of an operation.
+            let returns = (!intended).then_some(op);
+            section(&mut s, &name, side(&op.ok, intended), returns);
             if let Some(failed) = &op.failed {
                 section(
                     &mut s,
-                    &format!("Intended-{}-FAILED", op.name),
-                    &failed.response,
+                    &format!("{name}-FAILED"),
+                    side(failed, intended),
                     None,
                 );
             }
         }
     }
     s
+}
+
+/// Response times (from the intended start) or service times.
+fn side(l: &LatencyPair, intended: bool) -> &LatencySummary {
+    if intended { &l.response } else { &l.service }
 }
 
 fn section(s: &mut String, name: &str, l: &LatencySummary, returns: Option<&OpReport>) {

@@ -88,10 +88,20 @@ impl Operation {
         }
     }
 
+    /// Position in [`Operation::ALL`].
     pub fn index(self) -> usize {
         self as usize
     }
 }
+
+// `index` is the position in `ALL`: ALL lists the operations in declaration order.
+const _: () = {
+    let mut i = 0;
+    while i < Operation::ALL.len() {
+        assert!(Operation::ALL[i] as usize == i);
+        i += 1;
+    }
+};
 
 /// How a length (of a field, of a scan) is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +180,7 @@ pub struct CoreWorkload {
     pub write_all_fields: bool,
     pub data_integrity: bool,
     /// Weights of [`Operation::ALL`], in that order.
-    pub mix: [f64; 5],
+    pub mix: [f64; Operation::ALL.len()],
     pub request: RequestDistribution,
     pub scan_lengths: Lengths,
     pub insert_order: InsertOrder,
@@ -185,7 +195,6 @@ impl CoreWorkload {
     /// naming where the bad value was set.
     pub fn from_properties(p: &Properties) -> Result<CoreWorkload> {
         p.check_known(KNOWN_PROPERTIES)?;
-        let r = p;
         if let Some((class, origin)) = p.get("workload")
             && !WORKLOAD_CLASSES.contains(&class)
         {
@@ -194,9 +203,9 @@ impl CoreWorkload {
                 WORKLOAD_CLASSES[0]
             );
         }
-        let record_count = r.required_u64("recordcount", 1, RECORD_COUNT_MAX)?;
-        let insert_start = r.u64("insertstart", 0, 0, RECORD_COUNT_MAX)?;
-        let insert_count = r.u64(
+        let record_count = p.required_u64("recordcount", 1, RECORD_COUNT_MAX)?;
+        let insert_start = p.u64("insertstart", 0, 0, RECORD_COUNT_MAX)?;
+        let insert_count = p.u64(
             "insertcount",
             record_count.saturating_sub(insert_start),
             1,
@@ -208,7 +217,7 @@ impl CoreWorkload {
             );
         }
         let field_lengths = Lengths {
-            distribution: r.choice(
+            distribution: p.choice(
                 "fieldlengthdistribution",
                 "constant",
                 &[
@@ -217,11 +226,11 @@ impl CoreWorkload {
                     ("zipfian", LengthDistribution::Zipfian),
                 ],
             )?,
-            min: r.u64("minfieldlength", 1, 0, u64::MAX)?,
-            max: r.u64("fieldlength", 100, 0, u64::MAX)?,
+            min: p.u64("minfieldlength", 1, 0, u64::MAX)?,
+            max: p.u64("fieldlength", 100, 0, u64::MAX)?,
         };
         let scan_lengths = Lengths {
-            distribution: r.choice(
+            distribution: p.choice(
                 "scanlengthdistribution",
                 "uniform",
                 &[
@@ -229,17 +238,17 @@ impl CoreWorkload {
                     ("zipfian", LengthDistribution::Zipfian),
                 ],
             )?,
-            min: r.u64("minscanlength", 1, 1, SCAN_LENGTH_MAX)?,
-            max: r.u64("maxscanlength", 1000, 1, SCAN_LENGTH_MAX)?,
+            min: p.u64("minscanlength", 1, 1, SCAN_LENGTH_MAX)?,
+            max: p.u64("maxscanlength", 1000, 1, SCAN_LENGTH_MAX)?,
         };
         let mix = [
-            r.fraction("readproportion", 0.95)?,
-            r.fraction("updateproportion", 0.05)?,
-            r.fraction("insertproportion", 0.0)?,
-            r.fraction("scanproportion", 0.0)?,
-            r.fraction("readmodifywriteproportion", 0.0)?,
+            p.fraction("readproportion", 0.95)?,
+            p.fraction("updateproportion", 0.05)?,
+            p.fraction("insertproportion", 0.0)?,
+            p.fraction("scanproportion", 0.0)?,
+            p.fraction("readmodifywriteproportion", 0.0)?,
         ];
-        let request = match r.choice(
+        let request = match p.choice(
             "requestdistribution",
             "uniform",
             &[
@@ -253,25 +262,25 @@ impl CoreWorkload {
             1 => RequestDistribution::Zipfian,
             2 => RequestDistribution::Latest,
             _ => RequestDistribution::Hotspot {
-                data_fraction: r.fraction("hotspotdatafraction", 0.2)?,
-                opn_fraction: r.fraction("hotspotopnfraction", 0.8)?,
+                data_fraction: p.fraction("hotspotdatafraction", 0.2)?,
+                opn_fraction: p.fraction("hotspotopnfraction", 0.8)?,
             },
         };
-        let target = r.f64("target", 0.0, TARGET_OPS_MAX)?;
+        let target = p.f64("target", 0.0, TARGET_OPS_MAX)?;
         let w = CoreWorkload {
             record_count,
-            operation_count: r.u64("operationcount", 0, 0, RECORD_COUNT_MAX)?,
+            operation_count: p.u64("operationcount", 0, 0, RECORD_COUNT_MAX)?,
             insert_start,
             insert_count,
-            field_count: r.u64("fieldcount", 10, 1, FIELD_COUNT_MAX)?,
+            field_count: p.u64("fieldcount", 10, 1, FIELD_COUNT_MAX)?,
             field_lengths,
-            read_all_fields: r.bool("readallfields", true)?,
-            write_all_fields: r.bool("writeallfields", false)?,
-            data_integrity: r.bool("dataintegrity", false)?,
+            read_all_fields: p.bool("readallfields", true)?,
+            write_all_fields: p.bool("writeallfields", false)?,
+            data_integrity: p.bool("dataintegrity", false)?,
             mix,
             request,
             scan_lengths,
-            insert_order: r.choice(
+            insert_order: p.choice(
                 "insertorder",
                 "hashed",
                 &[
@@ -279,12 +288,12 @@ impl CoreWorkload {
                     ("ordered", InsertOrder::Ordered),
                 ],
             )?,
-            zero_padding: r.u64("zeropadding", 1, 1, ZERO_PADDING_MAX)?,
-            thread_count: r
+            zero_padding: p.u64("zeropadding", 1, 1, ZERO_PADDING_MAX)?,
+            thread_count: p
                 .opt_u64("threadcount", 1, crate::flags::CONCURRENCY_MAX as u64)?
                 .map(|t| t as usize),
             target: target.filter(|t| *t > 0.0),
-            max_execution_time: r
+            max_execution_time: p
                 .opt_u64("maxexecutiontime", 1, MAX_EXECUTION_SECS_MAX)?
                 .map(Duration::from_secs),
         };

@@ -6,6 +6,7 @@
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 fn bench(args: &[&str]) -> Output {
@@ -53,8 +54,15 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 /// directory of this test's own `ferrisdb-bench` (a no-op when the node is
 /// up to date; cargo holds no lock while tests run), then takes `ferrisdb`
 /// from the directory that holds `ferrisdb-bench`.
-/// `FERRISDB_BIN=/path/to/ferrisdb` skips the build.
+/// `FERRISDB_BIN=/path/to/ferrisdb` skips the build. Built once per test
+/// binary: the tests that start nodes run in parallel, and each would
+/// otherwise run its own cargo (which waits on the others' lock).
 pub fn ferrisdb_binary() -> PathBuf {
+    static NODE: OnceLock<PathBuf> = OnceLock::new();
+    NODE.get_or_init(build_ferrisdb).clone()
+}
+
+fn build_ferrisdb() -> PathBuf {
     if let Some(path) = std::env::var_os("FERRISDB_BIN") {
         return PathBuf::from(path);
     }

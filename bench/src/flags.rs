@@ -253,7 +253,8 @@ pub struct EngineArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_value_t = false,
           default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
     pub sync: bool,
-    /// Keys per write batch.
+    /// Keys per write batch (over the network: one atomic batch per shard
+    /// the keys fall in, sent together).
     #[arg(long = "batch_size", alias = "batch-size", default_value_t = 1)]
     pub batch_size: usize,
     /// Block cache budget in bytes, the same for both engines. Unset: each

@@ -134,6 +134,34 @@ fn net_mode_against_a_spawned_node_reports_like_engine_mode() {
     );
 }
 
+/// `--batch_size` over a 2-core node whose shards split the benchmark's
+/// keys: each batch's keys span both shards, so the bench sends one atomic
+/// batch per shard (a node refuses a batch across shards), and every key
+/// written is read back.
+#[test]
+fn net_batches_spanning_shards_are_split_per_shard() {
+    let node = ferrisdb_binary();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stdout = bench_ok(&[
+        "net",
+        &format!("--spawn-node={}", node.display()),
+        "--cores=2",
+        "--num=400",
+        "--batch_size=16",
+        "--benchmarks=fillrandom,readrandom",
+        "--concurrency=4",
+        "--fsync_probe_secs=0.1",
+        &format!("--db={}", tmp.path().join("ferrisdb").display()),
+    ]);
+    assert!(stdout.contains("batch_size 16"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("readrandom   :") && l.ends_with("(400 of 400 found)")),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn net_mode_refuses_ambiguous_targets() {
     let stderr = bench_err(&[

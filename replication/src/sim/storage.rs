@@ -3,7 +3,11 @@
 //! durable in order when their sync completes, and a crash keeps the durable
 //! part plus a random prefix of what was written but not synced, the last
 //! write of that prefix possibly torn (some of its entries kept, its hard
-//! state lost), like a log whose torn tail recovery cuts.
+//! state lost), like a log whose torn tail recovery cuts. As in the core
+//! log (`core_log`), terms and votes live on a log of their own: its
+//! unsynced records survive as a prefix of their own, so a crash can keep
+//! a term and vote without the entries written with or before them, or the
+//! entries and commit without the term and vote.
 
 use crate::raft::Ready;
 use crate::raft::message::Message;
@@ -151,22 +155,33 @@ impl Storage {
     }
 
     /// Power loss: unsynced writes survive as a random prefix, the last one
-    /// possibly torn when `tear` is set.
+    /// possibly torn when `tear` is set; their terms and votes survive as a
+    /// prefix of their own.
     pub fn crash(&mut self, rng: &mut Rng, tear: bool) {
         let writes: Vec<Write> = self.unsynced.drain(..).collect();
         let kept = rng.below(writes.len() as u64 + 1) as usize;
-        for w in &writes[..kept] {
-            self.make_durable(w);
-        }
-        if let (true, Some(w)) = (tear, writes.get(kept)) {
-            // The snapshot is one record: whole or lost; the entries after
-            // it survive only with it.
+        let votes_kept = rng.below(writes.len() as u64 + 1) as usize;
+        for (i, w) in writes.iter().enumerate() {
             let disk = self.durable.entry(w.group).or_default();
-            let snapshot_kept = w.snapshot.is_some() && rng.chance(0.5);
-            if snapshot_kept || w.snapshot.is_none() {
-                disk.apply(w.snapshot.as_ref(), &[], None);
-                let part = rng.below(w.entries.len() as u64 + 1) as usize;
-                disk.apply(None, &w.entries[..part], None);
+            if i < kept {
+                let commit = w.hard_state.map(|hs| hs.commit);
+                disk.apply(w.snapshot.as_ref(), &w.entries, None);
+                if let Some(commit) = commit {
+                    disk.hard_state.commit = commit;
+                }
+            } else if i == kept && tear {
+                // The snapshot is one record: whole or lost; the entries after
+                // it survive only with it.
+                let snapshot_kept = w.snapshot.is_some() && rng.chance(0.5);
+                if snapshot_kept || w.snapshot.is_none() {
+                    disk.apply(w.snapshot.as_ref(), &[], None);
+                    let part = rng.below(w.entries.len() as u64 + 1) as usize;
+                    disk.apply(None, &w.entries[..part], None);
+                }
+            }
+            if let (true, Some(hs)) = (i < votes_kept, w.hard_state) {
+                disk.hard_state.term = hs.term;
+                disk.hard_state.vote = hs.vote;
             }
         }
     }

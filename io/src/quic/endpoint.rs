@@ -9,6 +9,7 @@ use quinn_proto::{ConnectionHandle, DatagramEvent, EndpointConfig};
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -17,8 +18,95 @@ use std::time::{Duration, Instant};
 /// Largest UDP payload this endpoint reads (QUIC never sends more than the
 /// path MTU; 64 KiB covers anything a peer could send).
 const DATAGRAM_BYTES_MAX: usize = 65_535;
+/// Largest UDP payload this endpoint tells peers it accepts (QUIC's
+/// maximum); [`DATAGRAM_BYTES_MAX`] holds it.
+const MAX_UDP_PAYLOAD_BYTES: u16 = 65_527;
+const _: () = assert!(MAX_UDP_PAYLOAD_BYTES as usize <= DATAGRAM_BYTES_MAX);
 /// Datagrams the receiver handles before it yields to other tasks.
 const RECEIVE_BURST_MAX: usize = 64;
+
+/// Sets the don't-fragment bit and never fragments locally
+/// (`IP_PMTUDISC_PROBE`), as quinn does on its own sockets: QUIC's path MTU
+/// discovery needs a probe larger than the path to be lost, not delivered
+/// in IP fragments.
+fn forbid_fragmentation(fd: RawFd, addr: SocketAddr) -> std::io::Result<()> {
+    let (level, option, value) = match addr {
+        SocketAddr::V4(_) => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        ),
+        SocketAddr::V6(_) => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        ),
+    };
+    set_int_option(fd, level, option, value)
+}
+
+fn set_int_option(
+    fd: RawFd,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> std::io::Result<()> {
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is an open socket and the value is a c_int of `len` bytes.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            option,
+            (&value as *const libc::c_int).cast(),
+            len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Asks for `bytes` of receive and send buffer on `fd`. Linux caps the
+/// request at `net.core.rmem_max` / `wmem_max` without an error, so a
+/// smaller grant is logged with the setting to raise.
+fn size_socket_buffers(fd: RawFd, bytes: usize, addr: SocketAddr) -> std::io::Result<()> {
+    for (option, name, sysctl) in [
+        (libc::SO_RCVBUF, "receive", "net.core.rmem_max"),
+        (libc::SO_SNDBUF, "send", "net.core.wmem_max"),
+    ] {
+        let wanted = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        set_int_option(fd, libc::SOL_SOCKET, option, wanted)?;
+        let mut got: libc::c_int = 0;
+        let mut got_len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: as above, with room for one c_int.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&mut got as *mut libc::c_int).cast(),
+                &mut got_len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // Linux reports twice what it grants (the doubling covers its
+        // bookkeeping), so half of it is the comparable figure.
+        let granted = usize::try_from(got / 2).unwrap_or(0);
+        if granted < bytes {
+            tracing::warn!(
+                %addr,
+                wanted = bytes,
+                granted,
+                "UDP {name} buffer smaller than asked; raise {sysctl} to avoid datagram drops under bursts"
+            );
+        }
+    }
+    Ok(())
+}
 
 /// Bounds on what one endpoint holds.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +115,9 @@ pub struct EndpointLimits {
     pub connections_max: usize,
     /// Accepted connections waiting for [`Endpoint::accept`].
     pub accept_queue_max: usize,
+    /// Bytes asked for the socket's receive and send buffers (0: the
+    /// kernel's default). The kernel may grant less; see [`Endpoint::bind`].
+    pub socket_buffer_bytes: usize,
 }
 
 impl Default for EndpointLimits {
@@ -34,6 +125,7 @@ impl Default for EndpointLimits {
         EndpointLimits {
             connections_max: 4096,
             accept_queue_max: 256,
+            socket_buffer_bytes: 0,
         }
     }
 }
@@ -82,10 +174,21 @@ impl Endpoint {
     ) -> std::io::Result<Endpoint> {
         let socket = glommio::net::UdpSocket::bind(addr).map_err(std::io::Error::from)?;
         let local_addr = socket.local_addr().map_err(std::io::Error::from)?;
+        if limits.socket_buffer_bytes > 0 {
+            size_socket_buffers(socket.as_raw_fd(), limits.socket_buffer_bytes, local_addr)?;
+        }
+        forbid_fragmentation(socket.as_raw_fd(), local_addr)?;
+        let mut config = EndpointConfig::default();
+        // Peers may send datagrams as large as the receiver reads (the
+        // default, 1472, would cap path MTU discovery at Ethernet's size).
+        config
+            .max_udp_payload_size(MAX_UDP_PAYLOAD_BYTES)
+            .expect("within QUIC's bounds");
         let endpoint = quinn_proto::Endpoint::new(
-            Arc::new(EndpointConfig::default()),
+            Arc::new(config),
             server.map(Arc::new),
-            false,
+            // Path MTU discovery: the socket never fragments (above).
+            true,
             None,
         );
         let shared = Rc::new(Shared {

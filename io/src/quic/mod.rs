@@ -28,7 +28,8 @@ pub use connection::{Connection, RecvStream, SendStream};
 pub use endpoint::{Endpoint, EndpointLimits};
 pub use quinn_proto::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 pub use quinn_proto::{
-    ClientConfig, ConnectionError, IdleTimeout, ServerConfig, TransportConfig, VarInt,
+    ClientConfig, ConnectionError, IdleTimeout, MtuDiscoveryConfig, ServerConfig, TransportConfig,
+    VarInt,
 };
 
 /// Why a QUIC operation failed.

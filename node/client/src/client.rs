@@ -6,8 +6,8 @@ use crate::connection::{ConnectParams, CoreConnection, Responses};
 use crate::error::Error;
 use crate::scan::{Scan, ScanOptions};
 use ferrisdb_proto::{
-    ErrorCode, ErrorReply, KeyValue, REQUEST_TIMEOUT_MS_MAX, Request, RequestFrame, Response,
-    ShardInfo, ShardMap, WriteOp,
+    ErrorCode, ErrorReply, KeyValue, MTU_UPPER_BOUND, REQUEST_TIMEOUT_MS_MAX, Request,
+    RequestFrame, Response, SOCKET_BUFFER_BYTES, ShardInfo, ShardMap, WriteOp,
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -102,7 +102,7 @@ impl Client {
                 SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
                 SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
             };
-            let endpoint = quinn::Endpoint::client(bind)
+            let endpoint = bind_endpoint(bind)
                 .map_err(|e| Error::Config(format!("bind a UDP socket on {bind}: {e}")))?;
             let inner = Arc::new(Inner {
                 config: config.clone(),
@@ -597,6 +597,26 @@ fn check_one_shard(map: &ShardMap, ops: &[WriteOp]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// A client endpoint on a UDP socket bound to `bind`, with receive and send
+/// buffers of [`SOCKET_BUFFER_BYTES`] where the kernel allows it (the
+/// default 208 KiB overflows when many streamed replies arrive at once).
+fn bind_endpoint(bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let socket = std::net::UdpSocket::bind(bind)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    // Best effort: Linux silently caps the size at net.core.rmem_max / wmem_max.
+    let _ = state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER_BYTES);
+    let _ = state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER_BYTES);
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime found (the client needs tokio)"))?;
+    let mut config = quinn::EndpointConfig::default();
+    // Accept datagrams as large as path MTU discovery may find (the
+    // default, 1472, would cap it at Ethernet's size).
+    config
+        .max_udp_payload_size(MTU_UPPER_BOUND)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    quinn::Endpoint::new(config, None, socket, runtime)
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! the limits it keeps to.
 
 use crate::error::Error;
-use ferrisdb_proto::{IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX, REQUEST_TIMEOUT_MS_MAX};
+use ferrisdb_proto::{
+    IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX, MTU_UPPER_BOUND, REQUEST_TIMEOUT_MS_MAX,
+};
 use ferrisdb_proto::{STREAMS_PER_CONNECTION_MAX, tls};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -133,6 +135,9 @@ impl ClientConfig {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| Error::Config(format!("TLS configuration unusable for QUIC: {e}")))?;
         let mut transport = quinn::TransportConfig::default();
+        let mut mtu = quinn::MtuDiscoveryConfig::default();
+        mtu.upper_bound(MTU_UPPER_BOUND);
+        transport.mtu_discovery_config(Some(mtu));
         transport.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
         transport.max_idle_timeout(Some(
             quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("30 s fits a QUIC varint"),

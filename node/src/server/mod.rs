@@ -207,7 +207,11 @@ async fn run_core(
         ferrisdb_io::executor::spawn(core.clone().serve_mesh(from, rx)).detach();
     }
     let addr = SocketAddr::new(config.listen.ip(), node.map.core_ports[index]);
-    let endpoint = Endpoint::bind(addr, Some(server_config), EndpointLimits::default())
+    let limits = EndpointLimits {
+        socket_buffer_bytes: ferrisdb_proto::SOCKET_BUFFER_BYTES,
+        ..EndpointLimits::default()
+    };
+    let endpoint = Endpoint::bind(addr, Some(server_config), limits)
         .with_context(|| format!("listen on {addr} (core {index})"))?;
     tracing::info!(core = index, %addr, shards = core.engines().len(), "core serving");
     let acceptor = {

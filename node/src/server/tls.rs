@@ -4,7 +4,9 @@
 
 use crate::config::NodeConfig;
 use anyhow::Context;
-use ferrisdb_io::quic::{IdleTimeout, QuicServerConfig, ServerConfig, TransportConfig, VarInt};
+use ferrisdb_io::quic::{
+    IdleTimeout, MtuDiscoveryConfig, QuicServerConfig, ServerConfig, TransportConfig, VarInt,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +37,10 @@ pub fn server_config(config: &NodeConfig) -> anyhow::Result<ServerConfig> {
     let crypto = QuicServerConfig::try_from(tls).context("TLS configuration unusable for QUIC")?;
     let mut server = ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = TransportConfig::default();
+    let mut mtu = MtuDiscoveryConfig::default();
+    mtu.upper_bound(ferrisdb_proto::MTU_UPPER_BOUND);
     transport
+        .mtu_discovery_config(Some(mtu))
         .max_concurrent_bidi_streams(VarInt::from_u32(ferrisdb_proto::STREAMS_PER_CONNECTION_MAX))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .stream_receive_window(VarInt::from_u32(STREAM_WINDOW_BYTES))

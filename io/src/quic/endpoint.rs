@@ -485,3 +485,44 @@ async fn drive_loop(shared: Rc<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int_option(fd: RawFd, level: libc::c_int, option: libc::c_int) -> libc::c_int {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: an open socket and room for one c_int.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                level,
+                option,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        value
+    }
+
+    /// The buffers get the size asked for (64 KiB: below the kernel's
+    /// default and any cap, so the figure read back is exactly it), and
+    /// the socket never fragments.
+    #[test]
+    fn sockets_get_their_buffers_and_never_fragment() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = socket.local_addr().expect("addr");
+        let fd = socket.as_raw_fd();
+        size_socket_buffers(fd, 64 << 10, addr).expect("size");
+        forbid_fragmentation(fd, addr).expect("dont-fragment");
+        // Linux reports twice what it grants.
+        assert_eq!(int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF), 128 << 10);
+        assert_eq!(int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF), 128 << 10);
+        assert_eq!(
+            int_option(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
+            libc::IP_PMTUDISC_PROBE
+        );
+    }
+}

@@ -4,21 +4,11 @@
 
 mod common;
 
-use common::{Cluster, change, ids, simple};
+use common::{Cluster, change, ids, msg, simple};
 use ferrisdb_replication::{
-    Body, Entry, EntryKind, GroupId, HardState, LogIndex, Membership, Message, NodeId, Raft,
-    RaftError, Restored, Role, Term,
+    Body, Entry, EntryKind, HardState, LogIndex, Membership, Message, NodeId, Raft, RaftError,
+    Restored, Role, Term,
 };
-
-fn msg(from: u64, to: u64, term: u64, body: Body) -> Message {
-    Message {
-        group: GroupId(1),
-        from: NodeId(from),
-        to: NodeId(to),
-        term: Term(term),
-        body,
-    }
-}
 
 fn conf_entry(index: u64, term: u64, m: &Membership) -> Entry {
     Entry {
@@ -374,21 +364,7 @@ fn a_second_change_is_refused_while_one_is_in_flight() {
 #[test]
 fn a_new_leader_starts_no_change_before_committing_in_its_term() {
     let mut c = Cluster::new(3);
-    while c.node(1).role() == Role::Follower {
-        c.node(1).tick();
-    }
-    c.flush();
-    for m in std::mem::take(&mut c.queue) {
-        c.nodes.get_mut(&m.to).expect("node").step(m).expect("ok");
-    }
-    c.flush();
-    let to_leader: Vec<Message> = c.queue.drain(..).filter(|m| m.to == NodeId(1)).collect();
-    for m in to_leader {
-        c.node(1).step(m).expect("ok");
-    }
-    assert_eq!(c.node(1).role(), Role::Leader);
-    c.flush();
-    c.queue.clear(); // the no-op's appends are lost
+    c.elect_dropping_appends(1); // the no-op's appends are lost
     let early = c.node(1).propose_conf_change(ids(&[1, 2]), vec![]);
     assert!(
         matches!(early, Err(RaftError::ConfChangeInProgress)),

@@ -3,11 +3,11 @@
 
 mod common;
 
-use common::Cluster;
+use common::{Cluster, msg};
 use ferrisdb_replication::raft::ReadState;
 use ferrisdb_replication::{
-    Body, Entry, GroupId, HardState, LogIndex, Message, NodeId, Raft, RaftError, Restored, Role,
-    Snapshot, Term,
+    Body, Entry, HardState, LogIndex, Message, NodeId, Raft, RaftError, Restored, Role, Snapshot,
+    Term,
 };
 
 fn entry(index: u64, term: u64) -> Entry {
@@ -16,16 +16,6 @@ fn entry(index: u64, term: u64) -> Entry {
         Term(term),
         format!("e{index}t{term}").into_bytes().into(),
     )
-}
-
-fn msg(from: u64, to: u64, term: u64, body: Body) -> Message {
-    Message {
-        group: GroupId(1),
-        from: NodeId(from),
-        to: NodeId(to),
-        term: Term(term),
-        body,
-    }
 }
 
 /// A node of a `n`-voter group restored with a log of the given terms.
@@ -356,25 +346,10 @@ fn entries_of_earlier_terms_are_not_committed_by_counting_replicas() {
     *c.node(1) = restored(1, 3, &[1, 2], 3);
     *c.node(2) = restored(2, 3, &[1], 3);
     *c.node(3) = restored(3, 3, &[1], 3);
-    for _ in 0..20 {
-        c.node(1).tick();
-    }
-    // Deliver the votes, hold back every append.
-    c.flush();
-    let votes: Vec<_> = c.queue.drain(..).collect();
-    for m in votes {
-        c.nodes.get_mut(&m.to).expect("node").step(m).expect("ok");
-    }
-    c.flush();
-    let responses: Vec<_> = c.queue.drain(..).filter(|m| m.to == NodeId(1)).collect();
-    for m in responses {
-        c.node(1).step(m).expect("ok");
-    }
-    assert_eq!(c.node(1).role(), Role::Leader);
+    // Deliver the votes, hold back every append: the leader persists its
+    // own no-op; the appends it sent are lost.
+    c.elect_dropping_appends(1);
     assert_eq!(c.node(1).term(), Term(4));
-    // The leader persists its own no-op; the appends it sent are lost.
-    c.flush();
-    c.queue.clear();
     // Node 2 acknowledges index 2 (term 2) but not the no-op at 3.
     let ack = |index| Body::AppendResponse {
         success: true,

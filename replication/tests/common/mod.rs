@@ -4,10 +4,21 @@
 
 use ferrisdb_replication::raft::ReadState;
 use ferrisdb_replication::{
-    Config, Entry, EntryKind, GroupId, LogIndex, Membership, Message, NodeId, Raft, Ready,
+    Body, Config, Entry, EntryKind, GroupId, LogIndex, Membership, Message, NodeId, Raft, Ready,
     Restored, Role, Snapshot, Term,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// A message of group 1 from `from` to `to` in `term`.
+pub fn msg(from: u64, to: u64, term: u64, body: Body) -> Message {
+    Message {
+        group: GroupId(1),
+        from: NodeId(from),
+        to: NodeId(to),
+        term: Term(term),
+        body,
+    }
+}
 
 pub fn ids(v: &[u64]) -> Vec<NodeId> {
     v.iter().copied().map(NodeId).collect()
@@ -191,6 +202,38 @@ impl Cluster {
             }
         }
         self.settle();
+    }
+
+    /// Elects `id` with every message but its appends: its election timer
+    /// fires, the vote requests and the votes are delivered, and what it
+    /// sends as the new leader (the no-op's appends) is dropped.
+    pub fn elect_dropping_appends(&mut self, id: u64) {
+        for _ in 0..2 * self.node(id).config().election_ticks {
+            if self.node(id).role() != Role::Follower {
+                break;
+            }
+            self.node(id).tick();
+        }
+        self.flush();
+        for m in std::mem::take(&mut self.queue) {
+            self.nodes
+                .get_mut(&m.to)
+                .expect("node")
+                .step(m)
+                .expect("ok");
+        }
+        self.flush();
+        let votes: Vec<Message> = self
+            .queue
+            .drain(..)
+            .filter(|m| m.to == NodeId(id))
+            .collect();
+        for m in votes {
+            self.node(id).step(m).expect("ok");
+        }
+        assert_eq!(self.node(id).role(), Role::Leader);
+        self.flush();
+        self.queue.clear();
     }
 
     pub fn tick_all(&mut self, ticks: u64) {

@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 const LAYOUT_FILE: &str = "SHARDS.json";
 /// Boundaries escaped as `ferrisdb shell` prints keys.
 const LAYOUT_FORMAT: u32 = 2;
-/// The first format: boundaries in hex. Still read; rewritten as format 2.
-const LAYOUT_FORMAT_HEX: u32 = 1;
+/// The first format number, written with hex boundaries by the first
+/// builds and with escaped ones later (the switch did not bump it). Still
+/// read, telling the two apart where possible; rewritten as format 2.
+const LAYOUT_FORMAT_1: u32 = 1;
 /// Most shards a node holds (each has its own engine and files).
 pub const SHARDS_MAX: u32 = 1024;
 
@@ -73,20 +75,14 @@ pub fn open_or_create(
             .with_context(|| format!("parse shard layout {}", path.display()))?;
         match file.format {
             LAYOUT_FORMAT => {}
-            LAYOUT_FORMAT_HEX => {
-                file.boundaries = file
-                    .boundaries
-                    .iter()
-                    .map(|b| unhex(b).map(|key| escape_all(&key)))
-                    .collect::<Option<_>>()
-                    .with_context(|| {
-                        format!("shard layout {}: bad hex boundary", path.display())
-                    })?;
+            LAYOUT_FORMAT_1 => {
+                file.boundaries = format_1_boundaries(&file.boundaries)
+                    .with_context(|| format!("shard layout {} (format 1)", path.display()))?;
                 file.format = LAYOUT_FORMAT;
                 changed = true;
             }
             other => bail!(
-                "shard layout {} has format {other}; this build reads formats {LAYOUT_FORMAT_HEX} and {LAYOUT_FORMAT}",
+                "shard layout {} has format {other}; this build reads formats {LAYOUT_FORMAT_1} and {LAYOUT_FORMAT}",
                 path.display()
             ),
         }
@@ -127,6 +123,29 @@ pub fn open_or_create(
         write_atomically(&path, serde_json::to_string_pretty(&file)?.as_bytes())?;
     }
     build_map(&file, base_port).with_context(|| format!("shard layout {}", path.display()))
+}
+
+/// Format 1's boundaries as format 2 writes them. A hex-era file is
+/// recognised when its boundaries are not valid escaped keys, or when they
+/// are the hex of the default split; escaped-era boundaries that are not
+/// also valid hex are taken as they are. Anything else (e.g. split keys
+/// `1000,2000`, hex and text alike) is refused rather than guessed: a wrong
+/// guess would move every shard boundary.
+fn format_1_boundaries(boundaries: &[String]) -> anyhow::Result<Vec<String>> {
+    let hex: Option<Vec<Vec<u8>>> = boundaries.iter().map(|b| unhex(b)).collect();
+    let escaped: Option<Vec<Vec<u8>>> = boundaries.iter().map(|b| unescape(b).ok()).collect();
+    let default_split = initial_boundaries(boundaries.len() as u32 + 1);
+    let keys = match (hex, escaped) {
+        (Some(keys), None) => keys,
+        (None, Some(keys)) => keys,
+        (Some(keys), Some(_)) if keys == default_split => keys,
+        (None, None) => bail!("a boundary is neither hex nor an escaped key"),
+        (Some(_), Some(_)) => bail!(
+            "the boundaries read both as hex and as escaped keys; rewrite the file as format 2 \
+             (boundaries escaped as `ferrisdb shell` prints keys) after checking which was meant"
+        ),
+    };
+    Ok(keys.iter().map(|k| escape_all(k)).collect())
 }
 
 fn build_map(file: &LayoutFile, base_port: u16) -> anyhow::Result<ShardMap> {
@@ -222,28 +241,52 @@ mod tests {
         assert_eq!(again, map, "an existing layout is kept");
     }
 
+    /// Writes a format-1 file with `boundaries` and opens the directory.
+    fn open_format_1(dir: &Path, boundaries: &str) -> anyhow::Result<ShardMap> {
+        let text = format!(r#"{{"format":1,"boundaries":{boundaries},"map_version":3,"cores":1}}"#);
+        std::fs::write(dir.join(LAYOUT_FILE), text).unwrap();
+        open_or_create(dir, 1, 1, &[], 7400)
+    }
+
     #[test]
-    fn a_hex_layout_of_format_1_is_read_and_rewritten_as_format_2() {
+    fn format_1_files_of_both_eras_are_read_and_rewritten_as_format_2() {
+        // Hex era, default split of 4 shards: 0x4000, 0x8000, 0xc000.
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(LAYOUT_FILE);
-        // "\x00\xff" and "user5" in hex, as format 1 wrote them.
-        std::fs::write(
-            &path,
-            br#"{"format":1,"boundaries":["00ff","7573657235"],"map_version":3,"cores":1}"#,
-        )
-        .unwrap();
-        let map = open_or_create(dir.path(), 1, 1, &[], 7400).unwrap();
-        assert_eq!(map.shards[1].start, vec![0x00, 0xff]);
-        assert_eq!(map.shards[2].start, b"user5".to_vec());
+        let map = open_format_1(dir.path(), r#"["4000","8000","c000"]"#).unwrap();
+        let starts: Vec<Vec<u8>> = map.shards.iter().map(|s| s.start.clone()).collect();
+        assert_eq!(starts[1..], initial_boundaries(4));
         assert_eq!(map.version, 3, "the assignment did not change");
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(LAYOUT_FILE)).unwrap();
         assert!(text.contains(r#""format": 2"#), "{text}");
-        assert!(text.contains(r#""\\x00\\xff""#), "{text}");
+        assert!(text.contains(r#""@\\x00""#), "{text}");
         assert_eq!(open_or_create(dir.path(), 1, 1, &[], 7400).unwrap(), map);
-        let bad = br#"{"format":1,"boundaries":["7"],"map_version":1,"cores":1}"#;
-        std::fs::write(&path, bad).unwrap();
-        let err = open_or_create(dir.path(), 1, 1, &[], 7400).unwrap_err();
-        assert!(format!("{err:#}").contains("bad hex boundary"), "{err:#}");
+
+        // Escaped era: a default split and split keys that are not hex.
+        let dir = tempfile::tempdir().unwrap();
+        let map = open_format_1(dir.path(), r#"["\\x80\\x00"]"#).unwrap();
+        assert_eq!(map.shards[1].start, vec![0x80, 0x00]);
+        let dir = tempfile::tempdir().unwrap();
+        let map = open_format_1(dir.path(), r#"["user5","user7"]"#).unwrap();
+        assert_eq!(map.shards[1].start, b"user5".to_vec());
+        assert_eq!(map.shards[2].start, b"user7".to_vec());
+    }
+
+    #[test]
+    fn format_1_boundaries_that_read_both_ways_or_neither_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // Split keys "1000", "2000" (escaped era) or bytes 0x10 0x00 ... (hex era).
+        let err = open_format_1(dir.path(), r#"["1000","2000"]"#).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("both as hex and as escaped"),
+            "{err:#}"
+        );
+        let err = open_format_1(dir.path(), r#"["\\xZZ"]"#).unwrap_err();
+        assert!(format!("{err:#}").contains("neither hex nor"), "{err:#}");
+        let text = std::fs::read_to_string(dir.path().join(LAYOUT_FILE)).unwrap();
+        assert!(
+            text.contains(r#""format":1"#),
+            "a refused file is left as it was"
+        );
     }
 
     #[test]

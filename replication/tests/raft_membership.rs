@@ -104,7 +104,10 @@ fn a_joint_election_needs_both_majorities() {
         &joint,
         "the uncommitted joint entry is in force"
     );
-    while n.role() == Role::Follower {
+    for _ in 0..2 * n.config().election_ticks {
+        if n.role() != Role::Follower {
+            break;
+        }
         n.tick();
     }
     assert_eq!(n.role(), Role::Candidate);

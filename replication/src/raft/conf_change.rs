@@ -78,10 +78,16 @@ impl Raft {
     /// its term (until then, entries before its own may be committed or
     /// not).
     fn conf_change_pending(&self) -> bool {
-        let committed = self.log.committed();
         self.membership().is_joint()
-            || self.configs.latest_index().is_some_and(|i| i > committed)
-            || self.log.term(committed) != Some(self.term)
+            || self.latest_config_uncommitted()
+            || self.log.term(self.log.committed()) != Some(self.term)
+    }
+
+    /// The newest configuration entry is beyond the commit index.
+    fn latest_config_uncommitted(&self) -> bool {
+        self.configs
+            .latest_index()
+            .is_some_and(|i| i > self.log.committed())
     }
 
     /// Leader: appends a configuration entry, puts it in force, and sends it.
@@ -137,8 +143,7 @@ impl Raft {
         if self.role != Role::Leader {
             return;
         }
-        let committed = self.log.committed();
-        if self.configs.latest_index().is_some_and(|i| i > committed) {
+        if self.latest_config_uncommitted() {
             return;
         }
         if self.membership().is_joint() {
@@ -172,7 +177,7 @@ impl Raft {
         };
         !m.is_joint()
             && !m.is_voter(me)
-            && at > self.log.committed()
+            && self.latest_config_uncommitted()
             && self
                 .membership_at(at.prev())
                 .is_some_and(|prev| prev.is_voter(me))

@@ -2,7 +2,7 @@
 //! `Config::check_invariants` is set (debug and simulation builds).
 
 use super::{PlantedBug, Raft, Role};
-use crate::types::{LogIndex, NodeId, Term};
+use crate::types::{LogIndex, Term};
 
 /// What the previous check saw, to prove monotonicity.
 #[derive(Debug, Default)]
@@ -78,15 +78,8 @@ impl Raft {
                 "more than one configuration entry uncommitted"
             );
         }
-        let m = self.membership();
-        let tracked = |id: &NodeId| *id == me || self.progress.contains_key(id);
         assert!(
-            self.progress.keys().all(|id| *id != me && m.is_member(*id))
-                && m.voters
-                    .iter()
-                    .chain(&m.outgoing)
-                    .chain(&m.learners)
-                    .all(tracked),
+            self.progress.keys().copied().eq(self.targets()),
             "the leader tracks exactly the other members"
         );
         for pr in self.progress.values() {

@@ -46,7 +46,6 @@ pub fn config(id: u64, n: u64) -> Config {
 /// A node's config in a group bootstrapped with `voters` and `learners`
 /// (the node may be neither: a replica added later).
 pub fn config_with(id: u64, voters: &[u64], learners: &[u64]) -> Config {
-    let ids = |v: &[u64]| v.iter().copied().map(NodeId).collect::<Vec<_>>();
     let mut cfg = Config::new(NodeId(id), GroupId(1), ids(voters));
     cfg.learners = ids(learners);
     cfg.check_invariants = true;
@@ -155,19 +154,7 @@ impl Cluster {
 
     /// Delivers messages until the network is quiet.
     pub fn settle(&mut self) {
-        for _ in 0..100_000 {
-            self.flush();
-            let Some(m) = self.queue.pop_front() else {
-                return;
-            };
-            if self.cut.contains(&(m.from, m.to)) {
-                continue;
-            }
-            if let Some(raft) = self.nodes.get_mut(&m.to) {
-                raft.step(m).expect("well-formed message");
-            }
-        }
-        panic!("the cluster did not settle");
+        self.settle_until(|_| false);
     }
 
     /// Like [`Cluster::settle`], but stops as soon as `done` holds (checked

@@ -176,7 +176,10 @@ async fn write(
             let mut batches: Vec<(u32, Batch)> = Vec::new();
             for _ in 0..n {
                 let (key, value) = writes.entry();
-                let shard = map.shard_for(key).map_or(0, |s| s.id);
+                let shard = map
+                    .shard_for(key)
+                    .context("the node's shard map does not cover a key")?
+                    .id;
                 let at = match batches.iter().position(|(id, _)| *id == shard) {
                     Some(at) => at,
                     None => {
@@ -186,13 +189,18 @@ async fn write(
                 };
                 batches[at].1.put(key, value);
             }
-            let mut sent = tokio::task::JoinSet::new();
-            for (_, batch) in batches {
-                let client = client.clone();
-                sent.spawn(async move { client.batch(batch).await });
-            }
-            while let Some(done) = sent.join_next().await {
-                done.context("batch task")?.context("node batch")?;
+            if batches.len() == 1 {
+                let (_, batch) = batches.pop().expect("one batch");
+                client.batch(batch).await.context("node batch")?;
+            } else {
+                let mut sent = tokio::task::JoinSet::new();
+                for (_, batch) in batches {
+                    let client = client.clone();
+                    sent.spawn(async move { client.batch(batch).await });
+                }
+                while let Some(done) = sent.join_next().await {
+                    done.context("batch task")?.context("node batch")?;
+                }
             }
         }
         meter.finish_op(t, n, writes.take_bytes());

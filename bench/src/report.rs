@@ -343,7 +343,7 @@ pub struct Document<'a, C: Serialize> {
     pub device_probes: &'a [ProbeResult],
 }
 
-pub fn write_json<C: Serialize>(path: &Path, doc: &Document<'_, C>) -> Result<()> {
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, doc: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(doc).context("serialize results")?;
     std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))
 }

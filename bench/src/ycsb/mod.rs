@@ -142,6 +142,9 @@ pub fn run(args: &YcsbArgs) -> Result<()> {
     // Stop a spawned node whatever happened above.
     let closed = crate::target::close(node);
     let reports = ran?;
+    let early = reports
+        .iter()
+        .find_map(|r| Some((r.phase.clone(), r.stopped.clone()?)));
     closed?;
 
     if let Some(path) = &args.json {
@@ -166,16 +169,12 @@ pub fn run(args: &YcsbArgs) -> Result<()> {
             lanes: args.node.lanes,
             machine: serde_json::to_value(crate::sysinfo::machine(&args.data_dir))
                 .context("describe the machine")?,
-            phases: reports.clone(),
+            phases: reports,
         };
-        doc.write_json(path)?;
+        crate::report::write_json(path, &doc)?;
     }
-    if let Some(r) = reports.iter().find(|r| r.stopped.is_some()) {
-        bail!(
-            "the {} phase ended early: {}",
-            r.phase,
-            r.stopped.as_deref().unwrap_or("?")
-        );
+    if let Some((phase, why)) = early {
+        bail!("the {phase} phase ended early: {why}");
     }
     Ok(())
 }

@@ -206,12 +206,7 @@ impl PhaseReport {
 }
 
 impl Report {
-    pub fn write_json(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).context("encode the JSON summary")?;
-        std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))
-    }
-
-    /// Reads a document written by `write_json`.
+    /// Reads a document written by `crate::report::write_json`.
     pub fn read_json(path: &Path) -> Result<Report> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;

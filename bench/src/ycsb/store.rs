@@ -112,14 +112,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> impl Future<Output = Result<Option<Vec<u8>>, Failure>> + Send;
     fn put(&self, key: &[u8], value: &[u8]) -> impl Future<Output = Result<(), Failure>> + Send;
     /// Calls `each` on up to `limit` entries from `start` (included) on,
-    /// in key order, stopping at the first error `each` returns; yields
-    /// the number of entries seen.
+    /// in key order, stopping at the first error `each` returns.
     fn scan<F>(
         &self,
         start: &[u8],
         limit: u64,
         each: F,
-    ) -> impl Future<Output = Result<u64, Failure>> + Send
+    ) -> impl Future<Output = Result<(), Failure>> + Send
     where
         F: FnMut(&[u8], &[u8]) -> Result<(), Failure> + Send;
 }
@@ -134,7 +133,7 @@ impl Store for Client {
         Ok(())
     }
 
-    async fn scan<F>(&self, start: &[u8], limit: u64, mut each: F) -> Result<u64, Failure>
+    async fn scan<F>(&self, start: &[u8], limit: u64, mut each: F) -> Result<(), Failure>
     where
         F: FnMut(&[u8], &[u8]) -> Result<(), Failure> + Send,
     {
@@ -145,12 +144,10 @@ impl Store for Client {
             reverse: false,
         };
         let mut scan = Client::scan(self, options)?;
-        let mut seen = 0;
         while let Some(entry) = scan.next().await? {
             each(&entry.key, &entry.value)?;
-            seen += 1;
         }
-        Ok(seen)
+        Ok(())
     }
 }
 
@@ -233,7 +230,7 @@ pub(crate) mod memory {
             Ok(())
         }
 
-        async fn scan<F>(&self, start: &[u8], limit: u64, mut each: F) -> Result<u64, Failure>
+        async fn scan<F>(&self, start: &[u8], limit: u64, mut each: F) -> Result<(), Failure>
         where
             F: FnMut(&[u8], &[u8]) -> Result<(), Failure> + Send,
         {
@@ -249,7 +246,7 @@ pub(crate) mod memory {
             for (k, v) in &entries {
                 each(k, v)?;
             }
-            Ok(entries.len() as u64)
+            Ok(())
         }
     }
 }

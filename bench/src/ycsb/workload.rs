@@ -248,24 +248,30 @@ impl CoreWorkload {
             p.fraction("scanproportion", 0.0)?,
             p.fraction("readmodifywriteproportion", 0.0)?,
         ];
-        let request = match p.choice(
+        let mut request = p.choice(
             "requestdistribution",
             "uniform",
             &[
-                ("uniform", 0),
-                ("zipfian", 1),
-                ("latest", 2),
-                ("hotspot", 3),
+                ("uniform", RequestDistribution::Uniform),
+                ("zipfian", RequestDistribution::Zipfian),
+                ("latest", RequestDistribution::Latest),
+                (
+                    "hotspot",
+                    RequestDistribution::Hotspot {
+                        data_fraction: 0.0,
+                        opn_fraction: 0.0,
+                    },
+                ),
             ],
-        )? {
-            0 => RequestDistribution::Uniform,
-            1 => RequestDistribution::Zipfian,
-            2 => RequestDistribution::Latest,
-            _ => RequestDistribution::Hotspot {
-                data_fraction: p.fraction("hotspotdatafraction", 0.2)?,
-                opn_fraction: p.fraction("hotspotopnfraction", 0.8)?,
-            },
-        };
+        )?;
+        if let RequestDistribution::Hotspot {
+            data_fraction,
+            opn_fraction,
+        } = &mut request
+        {
+            *data_fraction = p.fraction("hotspotdatafraction", 0.2)?;
+            *opn_fraction = p.fraction("hotspotopnfraction", 0.8)?;
+        }
         let target = p.f64("target", 0.0, TARGET_OPS_MAX)?;
         let w = CoreWorkload {
             record_count,

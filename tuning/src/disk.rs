@@ -242,7 +242,7 @@ fn check_dir(dir: &Path) -> Result<()> {
 /// Turns the OS errors an operator can act on into their own messages.
 fn classify(err: ferrisdb_io::Error, dir: &Path, fs: &str, bytes: u64) -> Error {
     if let ferrisdb_io::Error::Os { op, source, .. } = &err {
-        match os_code(source) {
+        match source.raw_os_error() {
             Some(libc::ENOSPC) => {
                 return Error::NoSpace {
                     path: dir.to_path_buf(),
@@ -273,21 +273,6 @@ fn classify(err: ferrisdb_io::Error, dir: &Path, fs: &str, bytes: u64) -> Error 
         }
     }
     Error::Io(err)
-}
-
-/// The errno behind an I/O error. glommio hands errors over as
-/// `io::Error::new(kind, message)`, which keeps the kind and the text
-/// "(os error N)" but not the raw code, so both are looked at.
-fn os_code(e: &std::io::Error) -> Option<i32> {
-    if let Some(code) = e.raw_os_error() {
-        return Some(code);
-    }
-    if e.kind() == std::io::ErrorKind::StorageFull {
-        return Some(libc::ENOSPC);
-    }
-    let text = e.to_string();
-    let at = text.find("(os error ")? + "(os error ".len();
-    text[at..].split(')').next()?.parse().ok()
 }
 
 /// Runs one test on a fresh executor thread (each test opens the file anew).

@@ -54,7 +54,16 @@ fn os<'a>(
     op: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(glommio::GlommioError<()>) -> Error + 'a {
-    move |err| Error::os(op, path, std::io::Error::from(err))
+    move |err| {
+        // glommio's own conversion rebuilds an `EnhancedIoError` from its
+        // text, which loses the errno; the source keeps it, and `Error::Os`
+        // already names the operation and the path.
+        let source = match err {
+            glommio::GlommioError::EnhancedIoError { source, .. } => source,
+            other => std::io::Error::from(other),
+        };
+        Error::os(op, path, source)
+    }
 }
 
 /// Works around a glommio 0.9 pitfall (DESIGN.md §9): the first DMA file a
@@ -232,5 +241,26 @@ impl DiskFile for RealFile {
 
     fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Disk, OpenMode};
+
+    /// An OS error keeps its errno through glommio (tools classify errors
+    /// by it, e.g. `tune disk`'s ENOSPC and EOPNOTSUPP messages).
+    #[test]
+    fn os_errors_keep_their_errno() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing");
+        let got = crate::executor::run_local(move || async move {
+            match RealDisk::new().open(&missing, OpenMode::Read).await {
+                Err(Error::Os { source, .. }) => source.raw_os_error(),
+                other => panic!("expected an OS error, got {:?}", other.map(|_| ())),
+            }
+        });
+        assert_eq!(got, Some(libc::ENOENT));
     }
 }

@@ -127,26 +127,6 @@ fn os_errors_an_operator_can_act_on_get_their_own_message() {
     assert!(e.starts_with("/data is not writable"), "{e}");
     let e = classify(os("write", libc::EIO), dir, "ext4", 1).to_string();
     assert!(e.starts_with("write /data/f: "), "{e}");
-    // As glommio reports them: a kind and a message, no raw code.
-    let wrapped = |op, kind, text: &str| ferrisdb_io::Error::Os {
-        op,
-        path: "/data/f".into(),
-        source: std::io::Error::new(kind, text.to_string()),
-    };
-    let full = wrapped(
-        "fallocate",
-        std::io::ErrorKind::StorageFull,
-        "No space left on device (os error 28), op: Pre-allocate space",
-    );
-    let e = classify(full, dir, "ext4", 1 << 30).to_string();
-    assert!(e.starts_with("no space left on the device of /data"), "{e}");
-    let unsupported = wrapped(
-        "read",
-        std::io::ErrorKind::Other,
-        "Operation not supported (os error 95), op: Read",
-    );
-    let e = classify(unsupported, dir, "ext4", 1).to_string();
-    assert!(e.contains("does not support direct I/O"), "{e}");
 }
 
 #[test]

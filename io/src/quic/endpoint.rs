@@ -18,10 +18,6 @@ use std::time::{Duration, Instant};
 /// Largest UDP payload this endpoint reads (QUIC never sends more than the
 /// path MTU; 64 KiB covers anything a peer could send).
 const DATAGRAM_BYTES_MAX: usize = 65_535;
-/// Largest UDP payload this endpoint tells peers it accepts (QUIC's
-/// maximum); [`DATAGRAM_BYTES_MAX`] holds it.
-const MAX_UDP_PAYLOAD_BYTES: u16 = 65_527;
-const _: () = assert!(MAX_UDP_PAYLOAD_BYTES as usize <= DATAGRAM_BYTES_MAX);
 /// Datagrams the receiver handles before it yields to other tasks.
 const RECEIVE_BURST_MAX: usize = 64;
 
@@ -30,19 +26,30 @@ const RECEIVE_BURST_MAX: usize = 64;
 /// discovery needs a probe larger than the path to be lost, not delivered
 /// in IP fragments.
 fn forbid_fragmentation(fd: RawFd, addr: SocketAddr) -> std::io::Result<()> {
-    let (level, option, value) = match addr {
-        SocketAddr::V4(_) => (
+    let probe_v4 = || {
+        set_int_option(
+            fd,
             libc::IPPROTO_IP,
             libc::IP_MTU_DISCOVER,
             libc::IP_PMTUDISC_PROBE,
-        ),
-        SocketAddr::V6(_) => (
-            libc::IPPROTO_IPV6,
-            libc::IPV6_MTU_DISCOVER,
-            libc::IPV6_PMTUDISC_PROBE,
-        ),
+        )
     };
-    set_int_option(fd, level, option, value)
+    match addr {
+        SocketAddr::V4(_) => probe_v4(),
+        SocketAddr::V6(_) => {
+            // IPv4-mapped peers of a dual-stack socket go by the IPv4
+            // option; a v6-only socket may refuse it, which is fine.
+            let _ = probe_v4();
+            set_int_option(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU_DISCOVER,
+                libc::IPV6_PMTUDISC_PROBE,
+            )?;
+            // Linux fragments IPv6 datagrams locally unless this is set too.
+            set_int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 1)
+        }
+    }
 }
 
 fn set_int_option(
@@ -118,6 +125,10 @@ pub struct EndpointLimits {
     /// Bytes asked for the socket's receive and send buffers (0: the
     /// kernel's default). The kernel may grant less; see [`Endpoint::bind`].
     pub socket_buffer_bytes: usize,
+    /// Largest UDP payload peers may send (QUIC's `max_udp_payload_size`;
+    /// the receiver reads up to 65 535 bytes). Path MTU discovery, set in
+    /// the transport configuration, should search up to the same size.
+    pub max_udp_payload_bytes: u16,
 }
 
 impl Default for EndpointLimits {
@@ -126,6 +137,7 @@ impl Default for EndpointLimits {
             connections_max: 4096,
             accept_queue_max: 256,
             socket_buffer_bytes: 0,
+            max_udp_payload_bytes: 1472,
         }
     }
 }
@@ -179,11 +191,11 @@ impl Endpoint {
         }
         forbid_fragmentation(socket.as_raw_fd(), local_addr)?;
         let mut config = EndpointConfig::default();
-        // Peers may send datagrams as large as the receiver reads (the
-        // default, 1472, would cap path MTU discovery at Ethernet's size).
+        // What peers may send (the default, 1472, would cap path MTU
+        // discovery at Ethernet's size).
         config
-            .max_udp_payload_size(MAX_UDP_PAYLOAD_BYTES)
-            .expect("within QUIC's bounds");
+            .max_udp_payload_size(limits.max_udp_payload_bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         let endpoint = quinn_proto::Endpoint::new(
             Arc::new(config),
             server.map(Arc::new),
@@ -524,5 +536,13 @@ mod tests {
             int_option(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
             libc::IP_PMTUDISC_PROBE
         );
+        let socket = std::net::UdpSocket::bind("[::1]:0").expect("bind v6");
+        let fd = socket.as_raw_fd();
+        forbid_fragmentation(fd, socket.local_addr().expect("addr")).expect("dont-fragment");
+        assert_eq!(
+            int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
+            libc::IPV6_PMTUDISC_PROBE
+        );
+        assert_eq!(int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG), 1);
     }
 }

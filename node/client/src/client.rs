@@ -605,9 +605,32 @@ fn check_one_shard(map: &ShardMap, ops: &[WriteOp]) -> Result<(), Error> {
 fn bind_endpoint(bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
     let socket = std::net::UdpSocket::bind(bind)?;
     let state = quinn::udp::UdpSocketState::new((&socket).into())?;
-    // Best effort: Linux silently caps the size at net.core.rmem_max / wmem_max.
+    // Linux silently caps the sizes at net.core.rmem_max / wmem_max and
+    // reports twice what it grants: a smaller grant is logged, as on the node.
     let _ = state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER_BYTES);
     let _ = state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER_BYTES);
+    let granted = [
+        (
+            "receive",
+            "net.core.rmem_max",
+            state.recv_buffer_size((&socket).into()),
+        ),
+        (
+            "send",
+            "net.core.wmem_max",
+            state.send_buffer_size((&socket).into()),
+        ),
+    ];
+    for (name, sysctl, got) in granted {
+        let got = got.map_or(0, |bytes| bytes / 2);
+        if got < SOCKET_BUFFER_BYTES {
+            tracing::warn!(
+                wanted = SOCKET_BUFFER_BYTES,
+                granted = got,
+                "UDP {name} buffer smaller than asked; raise {sysctl} to avoid datagram drops under bursts"
+            );
+        }
+    }
     let runtime = quinn::default_runtime()
         .ok_or_else(|| std::io::Error::other("no async runtime found (the client needs tokio)"))?;
     let mut config = quinn::EndpointConfig::default();

@@ -209,6 +209,7 @@ async fn run_core(
     let addr = SocketAddr::new(config.listen.ip(), node.map.core_ports[index]);
     let limits = EndpointLimits {
         socket_buffer_bytes: ferrisdb_proto::SOCKET_BUFFER_BYTES,
+        max_udp_payload_bytes: ferrisdb_proto::MTU_UPPER_BOUND,
         ..EndpointLimits::default()
     };
     let endpoint = Endpoint::bind(addr, Some(server_config), limits)

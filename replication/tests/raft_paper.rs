@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Cluster, msg};
+use ferrisdb_replication::raft::PlantedBug;
 use ferrisdb_replication::raft::ReadState;
 use ferrisdb_replication::{
     Body, Entry, HardState, LogIndex, Message, NodeId, Raft, RaftError, Restored, Role, Snapshot,
@@ -20,6 +21,12 @@ fn entry(index: u64, term: u64) -> Entry {
 
 /// A node of a `n`-voter group restored with a log of the given terms.
 fn restored(id: u64, n: u64, terms: &[u64], term: u64) -> Raft {
+    restored_planting(id, n, terms, term, None)
+}
+
+/// [`restored`] with a protocol bug planted (feature `planted-bugs`, on for
+/// tests), to show that a test catches it.
+fn restored_planting(id: u64, n: u64, terms: &[u64], term: u64, bug: Option<PlantedBug>) -> Raft {
     let entries: Vec<Entry> = terms
         .iter()
         .enumerate()
@@ -36,7 +43,9 @@ fn restored(id: u64, n: u64, terms: &[u64], term: u64) -> Raft {
         entries,
         membership: None,
     };
-    Raft::new(common::config(id, n), restored).expect("valid restore")
+    let mut cfg = common::config(id, n);
+    cfg.planted_bug = bug;
+    Raft::new(cfg, restored).expect("valid restore")
 }
 
 /// §5.2: "If a follower receives no communication over a period of time
@@ -339,18 +348,36 @@ fn divergent_follower_is_repaired_with_few_round_trips() {
 /// committed by counting replicas."
 #[test]
 fn entries_of_earlier_terms_are_not_committed_by_counting_replicas() {
-    // Node 1 holds an entry of term 2 that nobody else has; it becomes leader
-    // in term 4 and replicates it to node 2 (a majority of 3), but its no-op
-    // of term 4 does not reach anyone yet.
+    let (after_old, after_own) = figure_8(None);
+    assert_eq!(
+        after_old,
+        LogIndex(0),
+        "index 2 is of term 2: not committed"
+    );
+    assert_eq!(after_own, LogIndex(3), "the term-4 entry commits both");
+}
+
+/// The test above can fail: with the rule planted away, the leader commits
+/// the term-2 entry as soon as a majority holds it.
+#[test]
+fn counting_replicas_of_an_earlier_term_is_caught_when_planted() {
+    let (after_old, _) = figure_8(Some(PlantedBug::CommitPreviousTermByCount));
+    assert_eq!(after_old, LogIndex(2));
+}
+
+/// Figure 8's setup: node 1 holds an entry of term 2 that nobody else has;
+/// it becomes leader in term 4 and replicates it to node 2 (a majority of
+/// 3), but its no-op of term 4 does not reach anyone yet. Returns the
+/// leader's commit index after node 2 acknowledges index 2, then index 3.
+fn figure_8(bug: Option<PlantedBug>) -> (LogIndex, LogIndex) {
     let mut c = Cluster::new(3);
-    *c.node(1) = restored(1, 3, &[1, 2], 3);
+    *c.node(1) = restored_planting(1, 3, &[1, 2], 3, bug);
     *c.node(2) = restored(2, 3, &[1], 3);
     *c.node(3) = restored(3, 3, &[1], 3);
     // Deliver the votes, hold back every append: the leader persists its
     // own no-op; the appends it sent are lost.
     c.elect_dropping_appends(1);
     assert_eq!(c.node(1).term(), Term(4));
-    // Node 2 acknowledges index 2 (term 2) but not the no-op at 3.
     let ack = |index| Body::AppendResponse {
         success: true,
         index: LogIndex(index),
@@ -358,17 +385,9 @@ fn entries_of_earlier_terms_are_not_committed_by_counting_replicas() {
         hint_term: Term(0),
     };
     c.node(1).step(msg(2, 1, 4, ack(2))).expect("ok");
-    assert_eq!(
-        c.node(1).log().committed(),
-        LogIndex(0),
-        "index 2 is of term 2: not committed"
-    );
+    let after_old = c.node(1).log().committed();
     c.node(1).step(msg(2, 1, 4, ack(3))).expect("ok");
-    assert_eq!(
-        c.node(1).log().committed(),
-        LogIndex(3),
-        "the term-4 entry commits both"
-    );
+    (after_old, c.node(1).log().committed())
 }
 
 /// Thesis §9.6 (pre-vote): a node cut off from the cluster keeps failing

@@ -189,6 +189,10 @@ fn disk(args: &DiskArgs) -> anyhow::Result<()> {
             f.sync_max_us,
             f.write_p50_us
         ),
+        Step::DsyncWrite(d) => println!(
+            "{:<34} {:>9} /s    write p50 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  max {:.1} us",
+            "write 4 KiB with O_DSYNC", d.ops_per_sec, d.p50_us, d.p99_us, d.p999_us, d.max_us
+        ),
     })?;
     let out = args
         .out

@@ -16,7 +16,9 @@
 
 use crate::error::{Error, Result};
 use crate::machine;
-use crate::properties::{FORMAT_VERSION, Fdatasync, IoProperties, RandomRead, Sequential};
+use crate::properties::{
+    DsyncWrite, FORMAT_VERSION, Fdatasync, IoProperties, RandomRead, Sequential,
+};
 use ferrisdb_io::{Disk, DiskFile, IoBuf, OpenMode, PAGE_BYTES, RealDisk};
 use hdrhistogram::Histogram;
 use std::cell::{Cell, RefCell};
@@ -103,6 +105,7 @@ pub enum Step {
     SequentialRead(u64),
     RandomRead(RandomRead),
     Fdatasync(Fdatasync),
+    DsyncWrite(DsyncWrite),
 }
 
 /// Runs every test in `opts.dir` and returns the measurements; `progress`
@@ -166,6 +169,11 @@ pub fn measure(opts: &DiskOptions, mut progress: impl FnMut(Step)) -> Result<IoP
     })
     .map_err(classify)?;
     progress(Step::Fdatasync(fdatasync.clone()));
+    let dsync_write = run(&test.0, opts, |path, o| async move {
+        dsync_writes(&path, &o).await
+    })
+    .map_err(classify)?;
+    progress(Step::DsyncWrite(dsync_write.clone()));
     Ok(IoProperties {
         format_version: FORMAT_VERSION,
         dir: std::fs::canonicalize(&opts.dir).unwrap_or_else(|_| opts.dir.clone()),
@@ -187,6 +195,7 @@ pub fn measure(opts: &DiskOptions, mut progress: impl FnMut(Step)) -> Result<IoP
         },
         random_read,
         fdatasync,
+        dsync_write: Some(dsync_write),
     })
 }
 
@@ -438,35 +447,77 @@ async fn random_reads(
 /// 4 KiB writes through the first [`SYNC_REGION_BYTES`] of the (allocated)
 /// file, each followed by `fdatasync`.
 async fn synced_writes(path: &Path, o: &DiskOptions) -> ferrisdb_io::Result<Fdatasync> {
+    let timed = durable_writes(path, o, OpenMode::ReadWrite, true).await?;
+    let syncs = &timed.syncs;
+    Ok(Fdatasync {
+        block_bytes: SMALL_BLOCK_BYTES as u64,
+        ops_per_sec: timed.ops_per_sec,
+        write_p50_us: micros(&timed.writes, 0.5),
+        sync_p50_us: micros(syncs, 0.5),
+        sync_p99_us: micros(syncs, 0.99),
+        sync_p999_us: micros(syncs, 0.999),
+        sync_max_us: syncs.max() as f64 / 1000.0,
+    })
+}
+
+/// 4 KiB O_DSYNC writes through the same region: each is durable when it
+/// completes, as the WAL's group write is.
+async fn dsync_writes(path: &Path, o: &DiskOptions) -> ferrisdb_io::Result<DsyncWrite> {
+    let timed = durable_writes(path, o, OpenMode::ReadWriteDsync, false).await?;
+    let writes = &timed.writes;
+    Ok(DsyncWrite {
+        block_bytes: SMALL_BLOCK_BYTES as u64,
+        ops_per_sec: timed.ops_per_sec,
+        p50_us: micros(writes, 0.5),
+        p99_us: micros(writes, 0.99),
+        p999_us: micros(writes, 0.999),
+        max_us: writes.max() as f64 / 1000.0,
+    })
+}
+
+/// What one loop of durable writes measured.
+struct TimedWrites {
+    ops_per_sec: u64,
+    writes: Histogram<u64>,
+    /// Empty when the loop did not sync.
+    syncs: Histogram<u64>,
+}
+
+/// One writer's 4 KiB writes, one at a time, cycling through the first
+/// [`SYNC_REGION_BYTES`] of the file opened with `mode`, each followed by
+/// `fdatasync` when `sync`.
+async fn durable_writes(
+    path: &Path,
+    o: &DiskOptions,
+    mode: OpenMode,
+    sync: bool,
+) -> ferrisdb_io::Result<TimedWrites> {
     let disk = RealDisk::new();
-    let file = disk.open(path, OpenMode::ReadWrite).await?;
+    let file = disk.open(path, mode).await?;
     let region = o.file_bytes_rounded().min(SYNC_REGION_BYTES);
     let (mut writes, mut syncs) = (histogram(), histogram());
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(o.secs_per_test);
-    let mut pos = 0u64;
-    let mut ops = 0u64;
+    let (mut pos, mut ops) = (0u64, 0u64);
     while Instant::now() < deadline {
         let t = Instant::now();
         file.write_at(patterned(&disk, pos, SMALL_BLOCK_BYTES), pos)
             .await?;
         let written = Instant::now();
-        file.sync().await?;
         record(&mut writes, written - t);
-        record(&mut syncs, written.elapsed());
+        if sync {
+            file.sync().await?;
+            record(&mut syncs, written.elapsed());
+        }
         pos = (pos + SMALL_BLOCK_BYTES as u64) % region;
         ops += 1;
     }
     let secs = started.elapsed().as_secs_f64();
     file.close().await?;
-    Ok(Fdatasync {
-        block_bytes: SMALL_BLOCK_BYTES as u64,
+    Ok(TimedWrites {
         ops_per_sec: (ops as f64 / secs) as u64,
-        write_p50_us: micros(&writes, 0.5),
-        sync_p50_us: micros(&syncs, 0.5),
-        sync_p99_us: micros(&syncs, 0.99),
-        sync_p999_us: micros(&syncs, 0.999),
-        sync_max_us: syncs.max() as f64 / 1000.0,
+        writes,
+        syncs,
     })
 }
 

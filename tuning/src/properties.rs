@@ -31,6 +31,10 @@ pub struct IoProperties {
     /// 4 KiB random reads, one entry per queue depth, depths increasing.
     pub random_read: Vec<RandomRead>,
     pub fdatasync: Fdatasync,
+    /// The WAL's durable group write: O_DIRECT | O_DSYNC. Absent in files
+    /// written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsync_write: Option<DsyncWrite>,
 }
 
 /// Large sequential transfers over the whole test file.
@@ -70,6 +74,21 @@ pub struct Fdatasync {
     pub sync_p99_us: f64,
     pub sync_p999_us: f64,
     pub sync_max_us: f64,
+}
+
+/// A 4 KiB O_DIRECT | O_DSYNC write into an allocated block, in a loop: one
+/// write that is durable when it completes, which is how the WAL writes a
+/// group when nothing before it awaits a sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsyncWrite {
+    pub block_bytes: u64,
+    /// Durable writes per second.
+    pub ops_per_sec: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
 }
 
 impl IoProperties {
@@ -163,10 +182,22 @@ impl IoProperties {
             self.fdatasync.sync_p999_us,
             self.fdatasync.sync_max_us,
         ];
+        if self
+            .dsync_write
+            .as_ref()
+            .is_some_and(|d| d.ops_per_sec == 0)
+        {
+            return Err("dsync_write.ops_per_sec must be positive".into());
+        }
         let rows = self.random_read.iter().flat_map(|r| [r.p50_us, r.p99_us]);
+        let dsync = self
+            .dsync_write
+            .iter()
+            .flat_map(|d| [d.p50_us, d.p99_us, d.p999_us, d.max_us]);
         if latencies
             .into_iter()
             .chain(rows)
+            .chain(dsync)
             .any(|us| !us.is_finite() || us < 0.0)
         {
             return Err("latencies must be finite and not negative".into());
@@ -214,6 +245,14 @@ pub(crate) mod tests {
                 sync_p999_us: 900.0,
                 sync_max_us: 3000.0,
             },
+            dsync_write: Some(DsyncWrite {
+                block_bytes: 4096,
+                ops_per_sec: 8_000,
+                p50_us: 110.0,
+                p99_us: 250.0,
+                p999_us: 600.0,
+                max_us: 2500.0,
+            }),
         }
     }
 
@@ -225,6 +264,16 @@ pub(crate) mod tests {
         props.write(&path).expect("write");
         assert_eq!(IoProperties::read(&path).expect("read"), props);
         assert_eq!(props.best_random_read().depth, 64);
+    }
+
+    #[test]
+    fn a_file_from_before_dsync_write_is_still_read() {
+        let mut old = sample();
+        old.dsync_write = None;
+        let text = old.to_toml();
+        assert!(!text.contains("dsync_write"), "{text}");
+        let path = Path::new("/x/io_properties.toml");
+        assert_eq!(IoProperties::parse(path, &text).expect("read"), old);
     }
 
     #[test]
@@ -245,6 +294,12 @@ pub(crate) mod tests {
                 "unknown field `extra`",
             ),
             ("iops = 8000", "iops = \"fast\"", "invalid type"),
+            (
+                "ops_per_sec = 8000",
+                "ops_per_sec = 0",
+                "dsync_write.ops_per_sec",
+            ),
+            ("p999_us = 600.0", "p999_us = -1.0", "not negative"),
         ] {
             assert!(text.contains(from), "{from} in {text}");
             let e = IoProperties::parse(path, &text.replacen(from, to, 1))

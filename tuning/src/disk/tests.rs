@@ -40,7 +40,14 @@ fn tiny_run_measures_everything_and_writes_a_readable_file() {
     assert!(f.ops_per_sec > 0, "{f:?}");
     assert!(f.sync_p50_us <= f.sync_p99_us && f.sync_p99_us <= f.sync_p999_us);
     assert!(f.sync_p999_us <= f.sync_max_us + 0.1, "{f:?}");
-    assert_eq!(steps.len(), 1 + 2 + 2 + 1, "{steps:?}");
+    let d = props.dsync_write.as_ref().expect("O_DSYNC writes measured");
+    assert!(d.ops_per_sec > 0 && d.p50_us > 0.0, "{d:?}");
+    assert!(d.p50_us <= d.p99_us && d.p99_us <= d.p999_us && d.p999_us <= d.max_us + 0.1);
+    assert_eq!(steps.len(), 1 + 2 + 2 + 1 + 1, "{steps:?}");
+    assert!(
+        matches!(steps.last(), Some(Step::DsyncWrite(_))),
+        "{steps:?}"
+    );
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .expect("list")
         .map(|e| e.expect("entry").file_name())

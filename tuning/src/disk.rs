@@ -48,7 +48,7 @@ pub struct DiskOptions {
 }
 
 impl DiskOptions {
-    /// The defaults: a 1 GiB file, 3 s per test (about 25 s in all).
+    /// The defaults: a 1 GiB file, 3 s per test (about 28 s in all).
     pub fn new(dir: &Path) -> DiskOptions {
         DiskOptions {
             dir: dir.to_path_buf(),

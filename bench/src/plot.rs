@@ -113,23 +113,26 @@ fn render(chart: &impl Chart, stem: &Path, size: (u32, u32)) -> Result<Vec<PathB
     register_font()?;
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
-    {
-        let root = BitMapBackend::new(&png, size).into_drawing_area();
-        chart
-            .draw(&root)
-            .map_err(|e| anyhow!("draw {}: {e}", png.display()))?;
-        root.present()
-            .map_err(|e| anyhow!("write {}: {e}", png.display()))?;
-    }
-    {
-        let root = SVGBackend::new(&svg, size).into_drawing_area();
-        chart
-            .draw(&root)
-            .map_err(|e| anyhow!("draw {}: {e}", svg.display()))?;
-        root.present()
-            .map_err(|e| anyhow!("write {}: {e}", svg.display()))?;
-    }
+    draw_to(
+        chart,
+        BitMapBackend::new(&png, size).into_drawing_area(),
+        &png,
+    )?;
+    draw_to(chart, SVGBackend::new(&svg, size).into_drawing_area(), &svg)?;
     Ok(vec![png, svg])
+}
+
+/// Draws `chart` on `root` and writes it out to `path` (the backend's file).
+fn draw_to<DB: DrawingBackend>(
+    chart: &impl Chart,
+    root: DrawingArea<DB, Shift>,
+    path: &Path,
+) -> Result<()> {
+    chart
+        .draw(&root)
+        .map_err(|e| anyhow!("draw {}: {e}", path.display()))?;
+    root.present()
+        .map_err(|e| anyhow!("write {}: {e}", path.display()))
 }
 
 fn register_font() -> Result<()> {

@@ -66,11 +66,9 @@ struct CoreEntry {
     slot: Arc<CoreSlot>,
 }
 
-/// The reconnection state of one core (its connection is `CoreEntry::live`).
-#[derive(Default)]
-struct CoreSlot {
-    state: tokio::sync::Mutex<SlotState>,
-}
+/// The reconnection state of one core (its connection is `CoreEntry::live`),
+/// locked by whoever connects to it.
+type CoreSlot = tokio::sync::Mutex<SlotState>;
 
 #[derive(Default)]
 struct SlotState {
@@ -472,7 +470,7 @@ impl Client {
             Ok(connection) => return Ok(connection),
             Err(slot) => slot,
         };
-        let mut state = slot.state.lock().await;
+        let mut state = slot.lock().await;
         // Another caller may have connected while this one waited.
         if let Ok(connection) = self.live_or_slot(addr) {
             return Ok(connection);

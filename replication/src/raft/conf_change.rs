@@ -115,7 +115,7 @@ impl Raft {
     /// them. A new member is probed from `next` (the configuration entry
     /// that added it); a transfer to a node that is no longer an incoming
     /// voter is dropped.
-    fn track_members(&mut self, next: LogIndex) {
+    pub(super) fn track_members(&mut self, next: LogIndex) {
         let targets = self.targets();
         self.progress.retain(|id, _| targets.contains(id));
         for id in targets {

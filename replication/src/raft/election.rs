@@ -3,7 +3,6 @@
 
 use super::membership::VoteResult;
 use super::message::Body;
-use super::progress::Progress;
 use super::{PlantedBug, Raft, Role};
 use crate::types::{Entry, NodeId, Term};
 
@@ -155,18 +154,11 @@ impl Raft {
         self.votes.clear();
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
+        // Every member probed from the end of the log, counted active so
+        // check-quorum gives the new term a full round before judging it.
         let next = self.log.last_index().next();
-        self.progress = self
-            .targets()
-            .into_iter()
-            .map(|p| {
-                let mut pr = Progress::new(next);
-                // Counted active so check-quorum gives the new term a full
-                // round before judging it.
-                pr.recent_active = true;
-                (p, pr)
-            })
-            .collect();
+        self.progress.clear();
+        self.track_members(next);
         self.reads = Default::default();
         self.transfer = None;
         self.lease_forfeited = false;

@@ -7,7 +7,6 @@ use super::event::Event;
 use super::network::NetworkFaults;
 use super::node::GroupNode;
 use super::run::{Sim, group_id};
-use crate::raft::Role;
 use crate::types::{Entry, GroupId, LogIndex};
 
 const CONVERGE_CHECK_US: u64 = 50_000;
@@ -107,10 +106,9 @@ impl Sim {
             .iter()
             .filter_map(|n| n.groups.get(&group))
             .collect();
-        let leader = replicas
-            .iter()
-            .filter(|m| m.raft.role() == Role::Leader)
-            .max_by_key(|m| m.raft.term())
+        let leader = self
+            .leader_of(group)
+            .map(|i| &self.nodes[i].groups[&group])
             .ok_or_else(|| {
                 let states: Vec<String> = replicas
                     .iter()

@@ -8,7 +8,7 @@
 
 use super::event::Event;
 use super::run::{Sim, group_id, node_id};
-use crate::raft::{Membership, Role};
+use crate::raft::Membership;
 use crate::types::NodeId;
 
 /// Largest voter set a wholesale replacement draws.
@@ -20,14 +20,7 @@ impl Sim {
             return Ok(());
         }
         let group = group_id(self.rng.below(self.plan.groups as u64) as usize);
-        // The leader of the highest term (an older one may not know yet).
-        let leader = (0..self.nodes.len())
-            .filter_map(|i| {
-                let gn = self.nodes[i].groups.get(&group)?;
-                (gn.raft.role() == Role::Leader).then(|| (gn.raft.term(), i))
-            })
-            .max();
-        if let Some((_, i)) = leader {
+        if let Some(i) = self.leader_of(group) {
             let current = self.nodes[i].groups[&group].raft.membership().leave_joint();
             let (voters, learners) = self.draw_change(&current, node_id(i));
             let gn = self.nodes[i].groups.get_mut(&group).expect("found above");

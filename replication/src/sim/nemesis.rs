@@ -3,7 +3,6 @@
 
 use super::event::Event;
 use super::run::{Sim, group_id, node_id};
-use crate::raft::Role;
 use crate::types::NodeId;
 
 impl Sim {
@@ -84,13 +83,7 @@ impl Sim {
     pub(super) fn transfer_leadership(&mut self) -> Result<(), String> {
         let group = group_id(self.rng.below(self.plan.groups as u64) as usize);
         let target = node_id(self.rng.below(self.plan.nodes as u64) as usize);
-        let leader = (0..self.nodes.len()).find(|&i| {
-            self.nodes[i]
-                .groups
-                .get(&group)
-                .is_some_and(|g| g.raft.role() == Role::Leader)
-        });
-        let Some(i) = leader else {
+        let Some(i) = self.leader_of(group) else {
             return Ok(());
         };
         if let Some(gn) = self.nodes[i].groups.get_mut(&group) {

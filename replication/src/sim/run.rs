@@ -271,6 +271,20 @@ impl Sim {
         Ok(false)
     }
 
+    /// The node (index) leading `group` in the highest term any replica
+    /// leads it in: an older leader may not have heard of the newer term
+    /// yet. Two leaders of one term are the election-safety checker's
+    /// business; here the higher index wins such a tie.
+    pub(super) fn leader_of(&self, group: GroupId) -> Option<usize> {
+        (0..self.nodes.len())
+            .filter_map(|i| {
+                let gn = self.nodes[i].groups.get(&group)?;
+                (gn.raft.role() == Role::Leader).then(|| (gn.raft.term(), i))
+            })
+            .max()
+            .map(|(_, i)| i)
+    }
+
     pub(super) fn config(&self, node: usize, group: GroupId) -> Config {
         // The bootstrap configuration, the same on every node (spares start
         // outside it).

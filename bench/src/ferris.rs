@@ -119,12 +119,17 @@ async fn run_one(
             w,
             values.fork(w),
             Some(stop.clone()),
+            Meter::new(),
         ))
     });
+    let total = Meter::new();
     let tasks: Vec<_> = (0..plan.threads)
-        .map(|w| spawn(work(db.clone(), plan.clone(), w, values.fork(w))))
+        .map(|w| {
+            let meter = total.sibling();
+            spawn(work(db.clone(), plan.clone(), w, values.fork(w), meter))
+        })
         .collect();
-    let workers = join(tasks).await;
+    let workers = join(total, tasks).await;
     let wall = start.elapsed();
     stop.set(true);
     let written = match writer {
@@ -134,8 +139,7 @@ async fn run_one(
     Ok((workers?, wall, written))
 }
 
-async fn join<T: Future<Output = Result<Meter>>>(tasks: Vec<T>) -> Result<Meter> {
-    let mut total = Meter::new();
+async fn join<T: Future<Output = Result<Meter>>>(mut total: Meter, tasks: Vec<T>) -> Result<Meter> {
     for task in tasks {
         total.merge(&task.await?);
     }
@@ -144,20 +148,21 @@ async fn join<T: Future<Output = Result<Meter>>>(tasks: Vec<T>) -> Result<Meter>
 
 /// Worker `w` of the benchmark, with its running time in its meter
 /// (db_bench's per-thread seconds).
-async fn work(db: Db, plan: Plan, w: usize, values: ValueGen) -> Result<Meter> {
+async fn work(db: Db, plan: Plan, w: usize, values: ValueGen, meter: Meter) -> Result<Meter> {
     let start = Instant::now();
     let bench = plan.bench();
     let mut meter = match bench {
         Benchmark::FillSeq | Benchmark::FillRandom | Benchmark::Overwrite | Benchmark::FillSync => {
-            write(db, plan, w, values, None).await?
+            write(db, plan, w, values, None, meter).await?
         }
         Benchmark::ReadRandom | Benchmark::ReadMissing | Benchmark::ReadWhileWriting => {
             // Beside readwhilewriting's writer on this core, yield each read.
             let yield_each = bench == Benchmark::ReadWhileWriting;
-            read(db, plan, w, bench == Benchmark::ReadMissing, yield_each).await?
+            let missing = bench == Benchmark::ReadMissing;
+            read(db, plan, w, missing, yield_each, meter).await?
         }
-        Benchmark::SeekRandom => seek(db, plan, w).await?,
-        Benchmark::ReadSeq => scan(db, plan, w).await?,
+        Benchmark::SeekRandom => seek(db, plan, w, meter).await?,
+        Benchmark::ReadSeq => scan(db, plan, w, meter).await?,
     };
     meter.busy = start.elapsed();
     Ok(meter)
@@ -172,13 +177,13 @@ async fn write(
     w: usize,
     values: ValueGen,
     stop: Option<Rc<Cell<bool>>>,
+    mut meter: Meter,
 ) -> Result<Meter> {
     let opts = WriteOptions {
         sync: plan.sync,
         ..Default::default()
     };
     let mut writes = plan.worker_writes(w, values, stop.is_some());
-    let mut meter = Meter::new();
     while let Some(n) = writes.next_write(stop.as_ref().is_some_and(|s| s.get())) {
         let t = Instant::now();
         if n == 1 {
@@ -202,10 +207,16 @@ async fn write(
     Ok(meter)
 }
 
-async fn read(db: Db, plan: Plan, w: usize, missing: bool, yield_each: bool) -> Result<Meter> {
+async fn read(
+    db: Db,
+    plan: Plan,
+    w: usize,
+    missing: bool,
+    yield_each: bool,
+    mut meter: Meter,
+) -> Result<Meter> {
     let opts = ReadOptions::default();
     let mut keys = plan.worker_keys(w);
-    let mut meter = Meter::new();
     let mut key = Vec::new();
     for _ in 0..plan.worker_ops(w) {
         let k = keys.next_key();
@@ -223,10 +234,9 @@ async fn read(db: Db, plan: Plan, w: usize, missing: bool, yield_each: bool) -> 
 }
 
 /// Seeks to a random existing key and reads `seek_nexts` entries after it.
-async fn seek(db: Db, plan: Plan, w: usize) -> Result<Meter> {
+async fn seek(db: Db, plan: Plan, w: usize, mut meter: Meter) -> Result<Meter> {
     let opts = ScanOptions::default();
     let mut keys = plan.worker_keys(w);
-    let mut meter = Meter::new();
     let mut key = Vec::new();
     for _ in 0..plan.worker_ops(w) {
         plan.keys.write(keys.next_key(), &mut key);
@@ -251,8 +261,7 @@ async fn seek(db: Db, plan: Plan, w: usize) -> Result<Meter> {
 }
 
 /// Reads worker `w`'s share of entries from the start of the key space.
-async fn scan(db: Db, plan: Plan, w: usize) -> Result<Meter> {
-    let mut meter = Meter::new();
+async fn scan(db: Db, plan: Plan, w: usize, mut meter: Meter) -> Result<Meter> {
     let mut iter = db
         .iter(None, None, &ScanOptions::default())
         .await

@@ -108,12 +108,16 @@ async fn run_one(
             w,
             values.fork(w),
             Some(stop.clone()),
+            Meter::new(),
         ))
     });
-    let tasks: Vec<_> = (0..plan.threads)
-        .map(|w| tokio::spawn(work(client(w), plan.clone(), w, values.fork(w))))
-        .collect();
     let mut total = Meter::new();
+    let tasks: Vec<_> = (0..plan.threads)
+        .map(|w| {
+            let meter = total.sibling();
+            tokio::spawn(work(client(w), plan.clone(), w, values.fork(w), meter))
+        })
+        .collect();
     let mut failure = None;
     for task in tasks {
         match task.await.context("join a client task")? {
@@ -135,18 +139,24 @@ async fn run_one(
 
 /// Worker `w` of the benchmark, with its running time in its meter
 /// (db_bench's per-thread seconds).
-async fn work(client: Client, plan: Plan, w: usize, values: ValueGen) -> Result<Meter> {
+async fn work(
+    client: Client,
+    plan: Plan,
+    w: usize,
+    values: ValueGen,
+    meter: Meter,
+) -> Result<Meter> {
     let start = Instant::now();
     let bench = plan.bench();
     let mut meter = match bench {
         Benchmark::FillSeq | Benchmark::FillRandom | Benchmark::Overwrite | Benchmark::FillSync => {
-            write(client, plan, w, values, None).await?
+            write(client, plan, w, values, None, meter).await?
         }
         Benchmark::ReadRandom | Benchmark::ReadMissing | Benchmark::ReadWhileWriting => {
-            read(client, plan, w, bench == Benchmark::ReadMissing).await?
+            read(client, plan, w, bench == Benchmark::ReadMissing, meter).await?
         }
-        Benchmark::SeekRandom => seek(client, plan, w).await?,
-        Benchmark::ReadSeq => scan(client, plan, w).await?,
+        Benchmark::SeekRandom => seek(client, plan, w, meter).await?,
+        Benchmark::ReadSeq => scan(client, plan, w, meter).await?,
     };
     meter.busy = start.elapsed();
     Ok(meter)
@@ -160,10 +170,10 @@ async fn write(
     w: usize,
     values: ValueGen,
     stop: Option<Arc<AtomicBool>>,
+    mut meter: Meter,
 ) -> Result<Meter> {
     let stopped = || stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
     let mut writes = plan.worker_writes(w, values, stop.is_some());
-    let mut meter = Meter::new();
     while let Some(n) = writes.next_write(stopped()) {
         let t = Instant::now();
         if n == 1 {
@@ -208,9 +218,14 @@ async fn write(
     Ok(meter)
 }
 
-async fn read(client: Client, plan: Plan, w: usize, missing: bool) -> Result<Meter> {
+async fn read(
+    client: Client,
+    plan: Plan,
+    w: usize,
+    missing: bool,
+    mut meter: Meter,
+) -> Result<Meter> {
     let mut keys = plan.worker_keys(w);
-    let mut meter = Meter::new();
     let mut key = Vec::new();
     for _ in 0..plan.worker_ops(w) {
         plan.keys.write_read_key(keys.next_key(), missing, &mut key);
@@ -225,9 +240,8 @@ async fn read(client: Client, plan: Plan, w: usize, missing: bool) -> Result<Met
 
 /// Seeks to a random existing key and reads `seek_nexts` entries after it
 /// (one scan request of `seek_nexts + 1` entries).
-async fn seek(client: Client, plan: Plan, w: usize) -> Result<Meter> {
+async fn seek(client: Client, plan: Plan, w: usize, mut meter: Meter) -> Result<Meter> {
     let mut keys = plan.worker_keys(w);
-    let mut meter = Meter::new();
     let mut key = Vec::new();
     for _ in 0..plan.worker_ops(w) {
         plan.keys.write(keys.next_key(), &mut key);
@@ -252,8 +266,7 @@ async fn seek(client: Client, plan: Plan, w: usize) -> Result<Meter> {
 }
 
 /// Reads worker `w`'s share of entries from the start of the key space.
-async fn scan(client: Client, plan: Plan, w: usize) -> Result<Meter> {
-    let mut meter = Meter::new();
+async fn scan(client: Client, plan: Plan, w: usize, mut meter: Meter) -> Result<Meter> {
     let options = ScanOptions::all().limit(plan.worker_ops(w).max(1));
     let mut scan = client.scan(options).context("node scan")?;
     for _ in 0..plan.worker_ops(w) {

@@ -46,8 +46,9 @@ impl Meter {
     /// A meter with counters of its own that records latencies into this
     /// meter's histogram. The workers of a run share one histogram (about
     /// 256 KiB at 3 significant digits up to an hour): one that stays in
-    /// cache, instead of one per worker to allocate, zero and miss on,
-    /// which at a thousand workers cost the client more than the requests.
+    /// cache, instead of one per worker to allocate, zero and miss on (at
+    /// a thousand workers 256 MiB of the client's memory, and about a fifth
+    /// of the network fill's rate: docs/performance.md).
     pub fn sibling(&self) -> Meter {
         Meter {
             hist: self.hist.clone(),

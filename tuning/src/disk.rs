@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 pub const SMALL_BLOCK_BYTES: usize = PAGE_BYTES;
 /// Region the fdatasync test writes through (wrapping), like a WAL segment.
 pub const SYNC_REGION_BYTES: u64 = 64 << 20;
+/// Shortest accepted test: shorter ones may time no operation at all, and
+/// a rate of zero makes the written file invalid.
+pub const SECS_PER_TEST_MIN: f64 = 0.01;
 /// Longest accepted test.
 pub const SECS_PER_TEST_MAX: f64 = 600.0;
 /// Most operations in flight a test may ask for: the executor's cap.
@@ -62,9 +65,9 @@ impl DiskOptions {
 
     fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Invalid(m));
-        if !(self.secs_per_test > 0.0 && self.secs_per_test <= SECS_PER_TEST_MAX) {
+        if !(SECS_PER_TEST_MIN..=SECS_PER_TEST_MAX).contains(&self.secs_per_test) {
             return bad(format!(
-                "--secs is {}; it must be above 0 and at most {SECS_PER_TEST_MAX}",
+                "--secs is {}; it must be at least {SECS_PER_TEST_MIN} and at most {SECS_PER_TEST_MAX}",
                 self.secs_per_test
             ));
         }

@@ -97,8 +97,9 @@ fn missing_directories_and_files_are_refused_before_any_io() {
 fn options_out_of_bounds_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     type Change = fn(&mut DiskOptions);
-    let cases: [(Change, &str); 5] = [
+    let cases: [(Change, &str); 6] = [
         (|o| o.secs_per_test = 0.0, "--secs is 0"),
+        (|o| o.secs_per_test = 1e-6, "must be at least 0.01"),
         (|o| o.secs_per_test = f64::NAN, "--secs is NaN"),
         (|o| o.file_bytes = 4096, "--size is 4096 bytes"),
         (|o| o.random_depths = vec![4, 1], "increasing"),

@@ -18,6 +18,10 @@ const SETTLE_SAMPLES: u32 = 3;
 const SETTLE_INTERVAL: Duration = Duration::from_millis(500);
 /// Tries to find a run of free UDP ports before giving up.
 const PORT_ATTEMPTS_MAX: usize = 50;
+/// Lines of the node's log quoted when it exits before serving.
+const LOG_TAIL_LINES: usize = 5;
+/// Starts of a node that lost a port to another process before binding it.
+pub const SPAWN_ATTEMPTS_MAX: usize = 3;
 
 #[derive(Debug)]
 pub struct NodeProcess {
@@ -121,8 +125,9 @@ impl NodeProcess {
             {
                 self.child = None;
                 bail!(
-                    "the node exited with {status} before serving; see {}",
-                    self.log_path.display()
+                    "the node exited with {status} before serving; the end of its log ({}):\n{}",
+                    self.log_path.display(),
+                    self.log_tail(LOG_TAIL_LINES)
                 );
             }
             if probe() {
@@ -136,6 +141,19 @@ impl NodeProcess {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The last `lines` lines of the node's log (empty if it cannot be read).
+    fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Whether the node's log says an address it was given was taken (by
+    /// another process, between [`free_udp_ports`] and the node's bind).
+    pub fn lost_a_port(&self) -> bool {
+        std::fs::read_to_string(&self.log_path).is_ok_and(|log| log.contains("in use"))
     }
 
     /// Waits until the data directory stops growing (allocated bytes equal
@@ -202,7 +220,9 @@ impl Drop for NodeProcess {
 
 /// A loopback port P with P..P+count all free for UDP right now (the node
 /// binds core i to P + i). Another process may take one before the node
-/// starts; then the node fails to start and says so in its log.
+/// starts; then the node fails to start, says so in its log, and
+/// `target::open` starts it again on other ports (at most
+/// [`SPAWN_ATTEMPTS_MAX`] starts).
 fn free_udp_ports(count: usize) -> Result<u16> {
     for _ in 0..PORT_ATTEMPTS_MAX {
         let first = UdpSocket::bind("127.0.0.1:0").context("bind a UDP socket")?;
@@ -223,6 +243,39 @@ fn free_udp_ports(count: usize) -> Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_taken_before_the_bind_is_read_from_the_log_which_is_quoted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log_path = dir.path().join("node.log");
+        let node = |log: &str| {
+            std::fs::write(&log_path, log).expect("write log");
+            NodeProcess {
+                child: None,
+                endpoint: SocketAddr::from(([127, 0, 0, 1], 1)),
+                data_dir: dir.path().to_path_buf(),
+                log_path: log_path.clone(),
+                cores: 2,
+            }
+        };
+        // The node's own last line for this case (`ferrisdb start`).
+        let taken = node(
+            "starting\nstopping: draining requests\n\
+             error: listen on 127.0.0.1:47001 (core 1): Address already in use (os error 98)\n",
+        );
+        assert!(taken.lost_a_port());
+        assert_eq!(
+            taken.log_tail(2),
+            "stopping: draining requests\n\
+             error: listen on 127.0.0.1:47001 (core 1): Address already in use (os error 98)"
+        );
+        let other = node("error: the data directory is in a bad state\n");
+        assert!(!other.lost_a_port());
+        assert_eq!(
+            other.log_tail(5),
+            "error: the data directory is in a bad state"
+        );
+    }
 
     #[test]
     fn free_ports_are_consecutive_and_bindable() {

@@ -165,20 +165,32 @@ pub fn open(
     };
     let binary = node_proc::locate_binary(path)?;
     let dir = parent.join(format!("ferrisdb-node-{}", std::process::id()));
-    let mut node = NodeProcess::start(
-        &binary,
-        args.cores,
-        &dir,
-        split_keys,
-        args.node_config.as_deref(),
-    )?;
-    let target = Target {
-        endpoint: node.endpoint,
-        security: Security::Insecure,
-        data_dir: Some(node.data_dir.clone()),
-        node_cores: Some(node.cores),
+    let mut attempt = 1;
+    let (node, target) = loop {
+        let mut node = NodeProcess::start(
+            &binary,
+            args.cores,
+            &dir,
+            split_keys,
+            args.node_config.as_deref(),
+        )?;
+        let target = Target {
+            endpoint: node.endpoint,
+            security: Security::Insecure,
+            data_dir: Some(node.data_dir.clone()),
+            node_cores: Some(node.cores),
+        };
+        match node.wait_ready(|| probe(&target)) {
+            Ok(()) => break (node, target),
+            // The free ports were free when picked, not when the node bound
+            // them: another process took one. Pick others.
+            Err(err) if attempt < node_proc::SPAWN_ATTEMPTS_MAX && node.lost_a_port() => {
+                println!("node: {err:#}\nnode: a port was taken meanwhile; starting on others");
+                attempt += 1;
+            }
+            Err(err) => return Err(err),
+        }
     };
-    node.wait_ready(|| probe(&target))?;
     if args.node_settle_secs > 0.0 {
         let (bytes, waited) = node.settle(Duration::from_secs_f64(args.node_settle_secs))?;
         println!(

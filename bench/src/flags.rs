@@ -84,7 +84,7 @@ impl Benchmark {
         )
     }
 
-    /// The word in db_bench's "Microseconds per <op>:" histogram header.
+    /// The word in db_bench's "Microseconds per `<op>`:" histogram header.
     pub fn op_word(self) -> &'static str {
         match self {
             b if b.writes() => "write",

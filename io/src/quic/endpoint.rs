@@ -75,6 +75,29 @@ fn set_int_option(
     Ok(())
 }
 
+fn get_int_option(
+    fd: RawFd,
+    level: libc::c_int,
+    option: libc::c_int,
+) -> std::io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is an open socket and there is room for one c_int.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
 /// Asks for `bytes` of receive and send buffer on `fd`. Linux caps the
 /// request at `net.core.rmem_max` / `wmem_max` without an error, so a
 /// smaller grant is logged with the setting to raise.
@@ -85,21 +108,7 @@ fn size_socket_buffers(fd: RawFd, bytes: usize, addr: SocketAddr) -> std::io::Re
     ] {
         let wanted = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
         set_int_option(fd, libc::SOL_SOCKET, option, wanted)?;
-        let mut got: libc::c_int = 0;
-        let mut got_len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: as above, with room for one c_int.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                option,
-                (&mut got as *mut libc::c_int).cast(),
-                &mut got_len,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        let got = get_int_option(fd, libc::SOL_SOCKET, option)?;
         // Linux reports twice what it grants (the doubling covers its
         // bookkeeping), so half of it is the comparable figure.
         let granted = usize::try_from(got / 2).unwrap_or(0);
@@ -503,20 +512,7 @@ mod tests {
     use super::*;
 
     fn int_option(fd: RawFd, level: libc::c_int, option: libc::c_int) -> libc::c_int {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: an open socket and room for one c_int.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                level,
-                option,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-        value
+        get_int_option(fd, level, option).expect("getsockopt")
     }
 
     /// The buffers get the size asked for (64 KiB: below the kernel's

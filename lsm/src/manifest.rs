@@ -4,7 +4,7 @@
 //! An edit is durable when its record is synced; tables it adds were synced,
 //! and their names made durable, before it was appended, so no crash leaves a
 //! manifest naming a missing table. When the manifest spans more than
-//! [`SEGMENTS_BEFORE_REWRITE`] segments, a full snapshot edit is written and the
+//! `SEGMENTS_BEFORE_REWRITE` segments, a full snapshot edit is written and the
 //! older segments are removed.
 
 use crate::error::{Error, Result};

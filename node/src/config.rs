@@ -1,7 +1,7 @@
 //! The node's configuration: TOML file, `FERRISDB_*` environment variables
 //! and command-line flags, in increasing order of precedence.
 //!
-//! [`resolve`] is the pure part (layers merged over the defaults, then every
+//! `resolve` is the pure part (layers merged over the defaults, then every
 //! rule that does not depend on the machine); [`load`] reads the file and the
 //! process environment, calls it, then checks what depends on the machine
 //! (CPUs available, TLS files readable). `docs/operations.md` lists every key.
@@ -37,7 +37,7 @@ pub struct TlsFiles {
 
 /// The effective configuration of a node.
 ///
-/// # Invariants (after [`resolve`])
+/// # Invariants (after `resolve`)
 /// `1 <= cores <= CORES_MAX`, `listen.port() + cores - 1 <= 65535`, every
 /// size and the timeout within its bounds below, and when `insecure` both
 /// `listen` and `admin` are loopback addresses; otherwise all three TLS
@@ -441,7 +441,7 @@ pub fn resolve(
     resolve_with(file, env, args, &|_| Ok(None))
 }
 
-/// [`resolve`], with the device settings left unset taken from the
+/// `resolve` (test builds), with the device settings left unset taken from the
 /// io_properties.toml that `io_properties` reads (`None`: no such file).
 pub fn resolve_with(
     file: Option<ConfigFile<'_>>,

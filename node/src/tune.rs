@@ -193,6 +193,10 @@ fn disk(args: &DiskArgs) -> anyhow::Result<()> {
             "{:<34} {:>9} /s    write p50 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  max {:.1} us",
             "write 4 KiB with O_DSYNC", d.ops_per_sec, d.p50_us, d.p99_us, d.p999_us, d.max_us
         ),
+        Step::RuntimeFdatasync(r) => println!(
+            "{:<34} {:>9} /s    fdatasync p50 {:.1} us  p99 {:.1} us (through the engine's executor)",
+            "write 4 KiB + fdatasync, runtime", r.ops_per_sec, r.sync_p50_us, r.sync_p99_us
+        ),
     })?;
     let out = args
         .out

@@ -70,6 +70,7 @@ fn tune_disk_writes_io_properties_that_the_rest_reads() {
         "random read 4 KiB, depth 2",
         "write 4 KiB + fdatasync",
         "write 4 KiB with O_DSYNC",
+        "write 4 KiB + fdatasync, runtime",
         "wrote ",
     ] {
         assert!(text.contains(line), "{line} in {text}");
@@ -80,6 +81,7 @@ fn tune_disk_writes_io_properties_that_the_rest_reads() {
     assert_eq!(props["format_version"].as_integer(), Some(1));
     assert_eq!(props["random_read"].as_array().map(Vec::len), Some(2));
     assert!(props["dsync_write"]["ops_per_sec"].as_integer() > Some(0));
+    assert!(props["runtime_fdatasync"]["ops_per_sec"].as_integer() > Some(0));
     let names: Vec<_> = std::fs::read_dir(&dir)
         .expect("list")
         .map(|e| e.expect("entry").file_name())

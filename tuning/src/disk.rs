@@ -1,6 +1,6 @@
 //! `ferrisdb tune disk`: measures a device the way the engine uses it —
-//! O_DIRECT files driven through io_uring by a glommio executor
-//! (`ferrisdb_io::RealDisk`), aligned buffers handed into the ring.
+//! O_DIRECT files driven through io_uring, aligned buffers handed into the
+//! ring.
 //!
 //! Tests, each bounded by [`DiskOptions::secs_per_test`], on one test file
 //! of [`DiskOptions::file_bytes`] laid out (allocated and written) first:
@@ -8,7 +8,15 @@
 //!    `seq_depth` operations in flight, wrapping around the file;
 //! 2. 4 KiB random reads at each of `random_depths` operations in flight;
 //! 3. 4 KiB sequential writes into allocated blocks, each followed by
-//!    `fdatasync` (one WAL group without batching).
+//!    `fdatasync` (one WAL group without batching);
+//! 4. 4 KiB O_DSYNC writes through the same blocks (the WAL's group write);
+//! 5. test 3 again through the engine's runtime.
+//!
+//! Tests 1, 2 and 5 run on a glommio executor through the engine's own
+//! `ferrisdb_io::RealDisk`. Tests 3 and 4 wait on one request at a time;
+//! they run on a private ring as fio does
+//! (`ferrisdb_io::disk::direct::DirectFile` says why), and test 5 shows what
+//! the runtime adds to a sync.
 //!
 //! Every block written carries its own offset in its first 8 bytes and every
 //! read checks it, so a broken I/O path fails the run instead of timing it.
@@ -17,11 +25,12 @@
 use crate::error::{Error, Result};
 use crate::machine;
 use crate::properties::{
-    DsyncWrite, FORMAT_VERSION, Fdatasync, IoProperties, RandomRead, Sequential,
+    DsyncWrite, FORMAT_VERSION, Fdatasync, IoProperties, RandomRead, RuntimeSync, Sequential,
 };
+use ferrisdb_io::disk::direct::{DirectFile, Pump, Transfer};
 use ferrisdb_io::{Disk, DiskFile, IoBuf, OpenMode, PAGE_BYTES, RealDisk};
 use hdrhistogram::Histogram;
-use std::cell::{Cell, RefCell};
+
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -51,7 +60,7 @@ pub struct DiskOptions {
 }
 
 impl DiskOptions {
-    /// The defaults: a 1 GiB file, 3 s per test (about 28 s in all).
+    /// The defaults: a 1 GiB file, 3 s per test (about 31 s in all).
     pub fn new(dir: &Path) -> DiskOptions {
         DiskOptions {
             dir: dir.to_path_buf(),
@@ -109,6 +118,7 @@ pub enum Step {
     RandomRead(RandomRead),
     Fdatasync(Fdatasync),
     DsyncWrite(DsyncWrite),
+    RuntimeFdatasync(RuntimeSync),
 }
 
 /// Runs every test in `opts.dir` and returns the measurements; `progress`
@@ -148,35 +158,25 @@ pub fn measure(opts: &DiskOptions, mut progress: impl FnMut(Step)) -> Result<IoP
         bytes,
         secs: started.elapsed().as_secs_f64(),
     });
-    let write_bps = run(&test.0, opts, |path, o| async move {
-        sequential(&path, &o, true).await
-    })
-    .map_err(classify)?;
+    let write_bps = sequential(&test.0, opts, true).map_err(classify)?;
     progress(Step::SequentialWrite(write_bps));
-    let read_bps = run(&test.0, opts, |path, o| async move {
-        sequential(&path, &o, false).await
-    })
-    .map_err(classify)?;
+    let read_bps = sequential(&test.0, opts, false).map_err(classify)?;
     progress(Step::SequentialRead(read_bps));
     let mut random_read = Vec::new();
     for &depth in &opts.random_depths {
-        let row = run(&test.0, opts, move |path, o| async move {
-            random_reads(&path, &o, depth).await
-        })
-        .map_err(classify)?;
+        let row = random_reads(&test.0, opts, depth).map_err(classify)?;
         progress(Step::RandomRead(row.clone()));
         random_read.push(row);
     }
-    let fdatasync = run(&test.0, opts, |path, o| async move {
-        synced_writes(&path, &o).await
-    })
-    .map_err(classify)?;
+    let fdatasync = synced_writes(&test.0, opts).map_err(classify)?;
     progress(Step::Fdatasync(fdatasync.clone()));
-    let dsync_write = run(&test.0, opts, |path, o| async move {
-        dsync_writes(&path, &o).await
+    let dsync_write = dsync_writes(&test.0, opts).map_err(classify)?;
+    progress(Step::DsyncWrite(dsync_write.clone()));
+    let runtime_fdatasync = run(&test.0, opts, |path, o| async move {
+        runtime_syncs(&path, &o).await
     })
     .map_err(classify)?;
-    progress(Step::DsyncWrite(dsync_write.clone()));
+    progress(Step::RuntimeFdatasync(runtime_fdatasync.clone()));
     Ok(IoProperties {
         format_version: FORMAT_VERSION,
         dir: std::fs::canonicalize(&opts.dir).unwrap_or_else(|_| opts.dir.clone()),
@@ -199,6 +199,7 @@ pub fn measure(opts: &DiskOptions, mut progress: impl FnMut(Step)) -> Result<IoP
         random_read,
         fdatasync,
         dsync_write: Some(dsync_write),
+        runtime_fdatasync: Some(runtime_fdatasync),
     })
 }
 
@@ -360,97 +361,93 @@ async fn layout(path: &Path, o: &DiskOptions) -> ferrisdb_io::Result<()> {
     close(file).await
 }
 
-/// Bytes per second of `seq_depth` streams of `seq_block_bytes` transfers
-/// taking consecutive blocks, wrapping at the end of the file.
-async fn sequential(path: &Path, o: &DiskOptions, write: bool) -> ferrisdb_io::Result<u64> {
-    let disk = RealDisk::new();
-    let file = Rc::new(disk.open(path, OpenMode::ReadWrite).await?);
+/// Bytes per second of `seq_depth` transfers of `seq_block_bytes` in
+/// flight, taking consecutive blocks, wrapping at the end of the file.
+fn sequential(path: &Path, o: &DiskOptions, write: bool) -> ferrisdb_io::Result<u64> {
+    let mut file = DirectFile::open(path, false)?;
     let bytes = o.file_bytes_rounded();
     let block = o.seq_block_bytes;
-    let next = Rc::new(Cell::new(0u64));
+    let mut next = 0u64;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(o.secs_per_test);
-    let mut streams = Vec::new();
-    for _ in 0..o.seq_depth {
-        let (disk, file, next, path) =
-            (disk.clone(), file.clone(), next.clone(), path.to_path_buf());
-        streams.push(ferrisdb_io::executor::spawn(async move {
-            let mut done = 0u64;
-            while Instant::now() < deadline {
-                let pos = next.get();
-                next.set((pos + block as u64) % bytes);
-                if write {
-                    file.write_at(patterned(&disk, pos, block), pos).await?;
-                } else {
-                    let got = file.read_at(pos, block).await?;
-                    check_read(&path, pos, block, &got)?;
-                }
-                done += block as u64;
+    let transfer = if write {
+        Transfer::Write
+    } else {
+        Transfer::Read
+    };
+    let job = Pump {
+        transfer,
+        block,
+        depth: o.seq_depth,
+        deadline,
+    };
+    let done = file.pump(
+        job,
+        || {
+            let pos = next;
+            next = (pos + block as u64) % bytes;
+            pos
+        },
+        stamp,
+        |pos, _, got| {
+            if write {
+                Ok(())
+            } else {
+                check_read(path, pos, block, got)
             }
-            Ok::<u64, ferrisdb_io::Error>(done)
-        }));
-    }
-    let mut total = 0;
-    for s in streams {
-        total += s.await?;
-    }
-    let rate = total as f64 / started.elapsed().as_secs_f64();
+        },
+    )?;
+    let rate = (done * block as u64) as f64 / started.elapsed().as_secs_f64();
     if write {
-        file.sync().await?;
+        file.fdatasync()?;
     }
-    close(file).await?;
     Ok(rate as u64)
 }
 
-/// `depth` readers of random 4 KiB blocks; IOPS and latency percentiles.
-async fn random_reads(
-    path: &Path,
-    o: &DiskOptions,
-    depth: usize,
-) -> ferrisdb_io::Result<RandomRead> {
-    let disk = RealDisk::new();
-    let file = Rc::new(disk.open(path, OpenMode::Read).await?);
+/// Random 4 KiB reads with `depth` in flight; IOPS and latency percentiles.
+fn random_reads(path: &Path, o: &DiskOptions, depth: usize) -> ferrisdb_io::Result<RandomRead> {
+    let mut file = DirectFile::open(path, false)?;
     let pages = o.file_bytes_rounded() / SMALL_BLOCK_BYTES as u64;
-    let latencies = Rc::new(RefCell::new(histogram()));
+    let mut latencies = histogram();
+    let mut rng = SplitMix((depth as u64).wrapping_mul(0x9E37_79B9) ^ 0x5EED);
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(o.secs_per_test);
-    let mut readers = Vec::new();
-    for reader in 0..depth as u64 {
-        let (file, latencies, path) = (file.clone(), latencies.clone(), path.to_path_buf());
-        readers.push(ferrisdb_io::executor::spawn(async move {
-            let mut rng = SplitMix(reader.wrapping_mul(0x9E37_79B9) ^ 0x5EED);
-            let mut ops = 0u64;
-            while Instant::now() < deadline {
-                let pos = rng.next() % pages * SMALL_BLOCK_BYTES as u64;
-                let t = Instant::now();
-                let got = file.read_at(pos, SMALL_BLOCK_BYTES).await?;
-                record(&mut latencies.borrow_mut(), t.elapsed());
-                check_read(&path, pos, SMALL_BLOCK_BYTES, &got)?;
-                ops += 1;
-            }
-            Ok::<u64, ferrisdb_io::Error>(ops)
-        }));
-    }
-    let mut ops = 0;
-    for r in readers {
-        ops += r.await?;
-    }
+    let job = Pump {
+        transfer: Transfer::Read,
+        block: SMALL_BLOCK_BYTES,
+        depth,
+        deadline,
+    };
+    let ops = file.pump(
+        job,
+        || rng.next() % pages * SMALL_BLOCK_BYTES as u64,
+        stamp,
+        |pos, took, got| {
+            record(&mut latencies, took);
+            check_read(path, pos, SMALL_BLOCK_BYTES, got)
+        },
+    )?;
     let secs = started.elapsed().as_secs_f64();
-    close(file).await?;
-    let h = latencies.borrow();
     Ok(RandomRead {
         block_bytes: SMALL_BLOCK_BYTES as u64,
         depth: depth as u32,
         iops: (ops as f64 / secs) as u64,
-        p50_us: micros(&h, 0.5),
-        p99_us: micros(&h, 0.99),
+        p50_us: micros(&latencies, 0.5),
+        p99_us: micros(&latencies, 0.99),
     })
+}
+
+/// Stamps every page of `buf`, written at `pos`, with its own offset.
+fn stamp(pos: u64, buf: &mut [u8]) {
+    for (i, page) in buf.chunks_mut(PAGE_BYTES).enumerate() {
+        page[..8].copy_from_slice(&(pos + (i * PAGE_BYTES) as u64).to_le_bytes());
+    }
 }
 
 /// 4 KiB writes through the first [`SYNC_REGION_BYTES`] of the (allocated)
 /// file, each followed by `fdatasync`.
-async fn synced_writes(path: &Path, o: &DiskOptions) -> ferrisdb_io::Result<Fdatasync> {
-    let timed = durable_writes(path, o, OpenMode::ReadWrite, true).await?;
+fn synced_writes(path: &Path, o: &DiskOptions) -> ferrisdb_io::Result<Fdatasync> {
+    let timed = durable_writes(path, o, false, true)?;
     let syncs = &timed.syncs;
     Ok(Fdatasync {
         block_bytes: SMALL_BLOCK_BYTES as u64,
@@ -465,8 +462,8 @@ async fn synced_writes(path: &Path, o: &DiskOptions) -> ferrisdb_io::Result<Fdat
 
 /// 4 KiB O_DSYNC writes through the same region: each is durable when it
 /// completes, as the WAL's group write is.
-async fn dsync_writes(path: &Path, o: &DiskOptions) -> ferrisdb_io::Result<DsyncWrite> {
-    let timed = durable_writes(path, o, OpenMode::ReadWriteDsync, false).await?;
+fn dsync_writes(path: &Path, o: &DiskOptions) -> ferrisdb_io::Result<DsyncWrite> {
+    let timed = durable_writes(path, o, true, false)?;
     let writes = &timed.writes;
     Ok(DsyncWrite {
         block_bytes: SMALL_BLOCK_BYTES as u64,
@@ -487,40 +484,64 @@ struct TimedWrites {
 }
 
 /// One writer's 4 KiB writes, one at a time, cycling through the first
-/// [`SYNC_REGION_BYTES`] of the file opened with `mode`, each followed by
-/// `fdatasync` when `sync`.
-async fn durable_writes(
+/// [`SYNC_REGION_BYTES`] of the file opened O_DIRECT (| O_DSYNC when
+/// `dsync`), each followed by `fdatasync` when `sync`; on a private ring
+/// ([`DirectFile`] says why and how it times), on this thread.
+fn durable_writes(
     path: &Path,
     o: &DiskOptions,
-    mode: OpenMode,
+    dsync: bool,
     sync: bool,
 ) -> ferrisdb_io::Result<TimedWrites> {
-    let disk = RealDisk::new();
-    let file = disk.open(path, mode).await?;
+    let mut file = DirectFile::open(path, dsync)?;
     let region = o.file_bytes_rounded().min(SYNC_REGION_BYTES);
     let (mut writes, mut syncs) = (histogram(), histogram());
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(o.secs_per_test);
     let (mut pos, mut ops) = (0u64, 0u64);
     while Instant::now() < deadline {
-        let t = Instant::now();
+        stamp(pos, file.page_mut());
+        record(&mut writes, file.write_page(pos)?);
+        if sync {
+            record(&mut syncs, file.fdatasync()?);
+        }
+        pos = (pos + SMALL_BLOCK_BYTES as u64) % region;
+        ops += 1;
+    }
+    Ok(TimedWrites {
+        ops_per_sec: (ops as f64 / started.elapsed().as_secs_f64()) as u64,
+        writes,
+        syncs,
+    })
+}
+
+/// The fdatasync test again, through the engine's own I/O path (a glommio
+/// executor and `RealDisk`): what a durability step costs the engine, the
+/// runtime's submissions, sleeps and wake-ups included. Each sync is timed
+/// from the call to its completion.
+async fn runtime_syncs(path: &Path, o: &DiskOptions) -> ferrisdb_io::Result<RuntimeSync> {
+    let disk = RealDisk::new();
+    let file = disk.open(path, OpenMode::ReadWrite).await?;
+    let region = o.file_bytes_rounded().min(SYNC_REGION_BYTES);
+    let mut syncs = histogram();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(o.secs_per_test);
+    let (mut pos, mut ops) = (0u64, 0u64);
+    while Instant::now() < deadline {
         file.write_at(patterned(&disk, pos, SMALL_BLOCK_BYTES), pos)
             .await?;
-        let written = Instant::now();
-        record(&mut writes, written - t);
-        if sync {
-            file.sync().await?;
-            record(&mut syncs, written.elapsed());
-        }
+        let t = Instant::now();
+        file.sync().await?;
+        record(&mut syncs, t.elapsed());
         pos = (pos + SMALL_BLOCK_BYTES as u64) % region;
         ops += 1;
     }
     let secs = started.elapsed().as_secs_f64();
     file.close().await?;
-    Ok(TimedWrites {
+    Ok(RuntimeSync {
         ops_per_sec: (ops as f64 / secs) as u64,
-        writes,
-        syncs,
+        sync_p50_us: micros(&syncs, 0.5),
+        sync_p99_us: micros(&syncs, 0.99),
     })
 }
 

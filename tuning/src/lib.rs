@@ -1,7 +1,7 @@
 //! FerrisDB tuning: measures the device as the engine uses it
 //! ([`disk`], `ferrisdb tune disk`, which writes [`IoProperties`]), derives
 //! a node configuration from cores, memory and those measurements
-//! ([`derive`], `ferrisdb tune config`), and simulates the engine's real
+//! ([`derive`](mod@derive), `ferrisdb tune config`), and simulates the engine's real
 //! compaction planner over synthetic write streams ([`simulate`],
 //! `ferrisdb tune compaction`).
 //!

@@ -35,6 +35,10 @@ pub struct IoProperties {
     /// written before it was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dsync_write: Option<DsyncWrite>,
+    /// The fdatasync test through the engine's runtime. Absent in files
+    /// written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_fdatasync: Option<RuntimeSync>,
 }
 
 /// Large sequential transfers over the whole test file.
@@ -89,6 +93,18 @@ pub struct DsyncWrite {
     pub p99_us: f64,
     pub p999_us: f64,
     pub max_us: f64,
+}
+
+/// The fdatasync test run through the engine's own I/O path (its glommio
+/// executor): what a durability step costs the engine, the runtime's
+/// submissions and wake-ups included, each sync timed from the call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSync {
+    /// Write + fdatasync pairs per second.
+    pub ops_per_sec: u64,
+    pub sync_p50_us: f64,
+    pub sync_p99_us: f64,
 }
 
 impl IoProperties {
@@ -189,15 +205,27 @@ impl IoProperties {
         {
             return Err("dsync_write.ops_per_sec must be positive".into());
         }
+        if self
+            .runtime_fdatasync
+            .as_ref()
+            .is_some_and(|r| r.ops_per_sec == 0)
+        {
+            return Err("runtime_fdatasync.ops_per_sec must be positive".into());
+        }
         let rows = self.random_read.iter().flat_map(|r| [r.p50_us, r.p99_us]);
         let dsync = self
             .dsync_write
             .iter()
             .flat_map(|d| [d.p50_us, d.p99_us, d.p999_us, d.max_us]);
+        let runtime = self
+            .runtime_fdatasync
+            .iter()
+            .flat_map(|r| [r.sync_p50_us, r.sync_p99_us]);
         if latencies
             .into_iter()
             .chain(rows)
             .chain(dsync)
+            .chain(runtime)
             .any(|us| !us.is_finite() || us < 0.0)
         {
             return Err("latencies must be finite and not negative".into());
@@ -253,6 +281,11 @@ pub(crate) mod tests {
                 p999_us: 600.0,
                 max_us: 2500.0,
             }),
+            runtime_fdatasync: Some(RuntimeSync {
+                ops_per_sec: 6_500,
+                sync_p50_us: 130.0,
+                sync_p99_us: 450.0,
+            }),
         }
     }
 
@@ -270,8 +303,10 @@ pub(crate) mod tests {
     fn a_file_from_before_dsync_write_is_still_read() {
         let mut old = sample();
         old.dsync_write = None;
+        old.runtime_fdatasync = None;
         let text = old.to_toml();
         assert!(!text.contains("dsync_write"), "{text}");
+        assert!(!text.contains("runtime_fdatasync"), "{text}");
         let path = Path::new("/x/io_properties.toml");
         assert_eq!(IoProperties::parse(path, &text).expect("read"), old);
     }
@@ -300,6 +335,12 @@ pub(crate) mod tests {
                 "dsync_write.ops_per_sec",
             ),
             ("p999_us = 600.0", "p999_us = -1.0", "not negative"),
+            (
+                "ops_per_sec = 6500",
+                "ops_per_sec = 0",
+                "runtime_fdatasync.ops_per_sec",
+            ),
+            ("sync_p99_us = 450.0", "sync_p99_us = nan", "not negative"),
         ] {
             assert!(text.contains(from), "{from} in {text}");
             let e = IoProperties::parse(path, &text.replacen(from, to, 1))

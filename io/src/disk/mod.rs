@@ -12,6 +12,7 @@
 //! - Nothing is durable until [`DiskFile::sync`] returns; a new, renamed or
 //!   removed name is durable only after [`Disk::sync_dir`] of its directory.
 
+pub mod direct;
 pub mod real;
 pub mod sim;
 

@@ -95,6 +95,7 @@ fn rendering_explains_every_value_in_short_lines() {
     assert!(text.contains("Group commit has no window"), "{text}");
     // The sample device has O_DSYNC figures; they are part of the reason.
     assert!(text.contains("one O_DSYNC write"), "{text}");
+    assert!(text.contains("wake-ups included"), "{text}");
     assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
 }
 

@@ -43,9 +43,15 @@ fn tiny_run_measures_everything_and_writes_a_readable_file() {
     let d = props.dsync_write.as_ref().expect("O_DSYNC writes measured");
     assert!(d.ops_per_sec > 0 && d.p50_us > 0.0, "{d:?}");
     assert!(d.p50_us <= d.p99_us && d.p99_us <= d.p999_us && d.p999_us <= d.max_us + 0.1);
-    assert_eq!(steps.len(), 1 + 2 + 2 + 1 + 1, "{steps:?}");
+    let r = props
+        .runtime_fdatasync
+        .as_ref()
+        .expect("fdatasync through the runtime measured");
+    assert!(r.ops_per_sec > 0 && r.sync_p50_us > 0.0, "{r:?}");
+    assert!(r.sync_p50_us <= r.sync_p99_us, "{r:?}");
+    assert_eq!(steps.len(), 1 + 2 + 2 + 1 + 1 + 1, "{steps:?}");
     assert!(
-        matches!(steps.last(), Some(Step::DsyncWrite(_))),
+        matches!(steps.last(), Some(Step::RuntimeFdatasync(_))),
         "{steps:?}"
     );
     let left: Vec<_> = std::fs::read_dir(dir.path())

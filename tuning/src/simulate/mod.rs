@@ -1,5 +1,5 @@
 //! `ferrisdb tune compaction`: runs the engine's real compaction planner
-//! over a synthetic write stream, by metadata only ([`tree`]), and reports
+//! over a synthetic write stream, by metadata only (`tree`), and reports
 //! write, read and space amplification per setting of the policy.
 //!
 //! Model, and what it leaves out:

@@ -27,7 +27,7 @@ use crate::machine;
 use crate::properties::{
     DsyncWrite, FORMAT_VERSION, Fdatasync, IoProperties, RandomRead, RuntimeSync, Sequential,
 };
-use ferrisdb_io::disk::direct::{DirectFile, Pump, Transfer};
+use ferrisdb_io::disk::direct::{DirectFile, Pump, StayOnCpu, Transfer};
 use ferrisdb_io::{Disk, DiskFile, IoBuf, OpenMode, PAGE_BYTES, RealDisk};
 use hdrhistogram::Histogram;
 
@@ -498,7 +498,8 @@ struct TimedWrites {
 /// One writer's 4 KiB writes, one at a time, cycling through the first
 /// [`SYNC_REGION_BYTES`] of the file opened O_DIRECT (| O_DSYNC when
 /// `dsync`), each followed by `fdatasync` when `sync`; on a private ring
-/// ([`DirectFile`] says why and how it times), on this thread.
+/// ([`DirectFile`] says why and how it times), on this thread, held on one
+/// CPU after the first pair ([`StayOnCpu`]).
 fn durable_writes(
     path: &Path,
     o: &DiskOptions,
@@ -511,6 +512,7 @@ fn durable_writes(
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(o.secs_per_test);
     let (mut pos, mut ops) = (0u64, 0u64);
+    let mut stay = None;
     while Instant::now() < deadline {
         stamp(pos, file.page_mut());
         record(&mut writes, file.write_page(pos)?);
@@ -519,7 +521,13 @@ fn durable_writes(
         }
         pos = (pos + SMALL_BLOCK_BYTES as u64) % region;
         ops += 1;
+        if stay.is_none() {
+            // After the first pair (see StayOnCpu); a thread that cannot be
+            // held only measures with more migrations.
+            stay = Some(StayOnCpu::here().ok());
+        }
     }
+    drop(stay);
     Ok(TimedWrites {
         ops_per_sec: (ops as f64 / started.elapsed().as_secs_f64()) as u64,
         writes,

@@ -12,11 +12,12 @@
 //! 4. 4 KiB O_DSYNC writes through the same blocks (the WAL's group write);
 //! 5. test 3 again through the engine's runtime.
 //!
-//! Tests 1, 2 and 5 run on a glommio executor through the engine's own
-//! `ferrisdb_io::RealDisk`. Tests 3 and 4 wait on one request at a time;
-//! they run on a private ring as fio does
-//! (`ferrisdb_io::disk::direct::DirectFile` says why), and test 5 shows what
-//! the runtime adds to a sync.
+//! Tests 1–4 run on private io_uring rings from this thread, submitting and
+//! waiting as fio does (`ferrisdb_io::disk::direct::DirectFile` says why
+//! and how they are timed). The layout and test 5 go through the engine's
+//! own `ferrisdb_io::RealDisk` on a glommio executor: the layout keeps the
+//! first-read check of DESIGN.md §9, and test 5 shows what the runtime adds
+//! to a sync.
 //!
 //! Every block written carries its own offset in its first 8 bytes and every
 //! read checks it, so a broken I/O path fails the run instead of timing it.
@@ -30,7 +31,6 @@ use crate::properties::{
 use ferrisdb_io::disk::direct::{DirectFile, Pump, StayOnCpu, Transfer};
 use ferrisdb_io::{Disk, DiskFile, IoBuf, OpenMode, PAGE_BYTES, RealDisk};
 use hdrhistogram::Histogram;
-
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -314,9 +314,7 @@ fn run_as_core(path: &Path, opts: &DiskOptions) -> ferrisdb_io::Result<RuntimeSy
 /// A buffer of `len` bytes whose every page starts with its file offset.
 fn patterned(disk: &RealDisk, pos: u64, len: usize) -> <RealDisk as Disk>::Buf {
     let mut buf = disk.alloc_buf(len);
-    for (i, page) in buf.as_mut_slice().chunks_mut(PAGE_BYTES).enumerate() {
-        page[..8].copy_from_slice(&(pos + (i * PAGE_BYTES) as u64).to_le_bytes());
-    }
+    stamp(pos, buf.as_mut_slice());
     buf
 }
 
@@ -514,17 +512,17 @@ fn durable_writes(
     let (mut pos, mut ops) = (0u64, 0u64);
     let mut stay = None;
     while Instant::now() < deadline {
-        stamp(pos, file.page_mut());
+        stamp(pos, file.page_mut()?);
         record(&mut writes, file.write_page(pos)?);
         if sync {
             record(&mut syncs, file.fdatasync()?);
         }
         pos = (pos + SMALL_BLOCK_BYTES as u64) % region;
         ops += 1;
-        if stay.is_none() {
+        if ops == 1 {
             // After the first pair (see StayOnCpu); a thread that cannot be
             // held only measures with more migrations.
-            stay = Some(StayOnCpu::here().ok());
+            stay = StayOnCpu::here().ok();
         }
     }
     drop(stay);
@@ -536,9 +534,9 @@ fn durable_writes(
 }
 
 /// The fdatasync test again, through the engine's own I/O path (a glommio
-/// executor pinned as a node's core is, and `RealDisk`): what a durability step costs the engine, the
-/// runtime's submissions, sleeps and wake-ups included. Each sync is timed
-/// from the call to its completion.
+/// executor pinned as a node's core is, and `RealDisk`): what a durability
+/// step costs the engine, the runtime's submissions, sleeps and wake-ups
+/// included. Each sync is timed from the call to its completion.
 async fn runtime_syncs(path: &Path, o: &DiskOptions) -> ferrisdb_io::Result<RuntimeSync> {
     let disk = RealDisk::new();
     let file = disk.open(path, OpenMode::ReadWrite).await?;

@@ -7,8 +7,9 @@
 //! Why a private ring: glommio 0.9's loop arms and cancels timers and links
 //! its rings on every pass; `perf trace` on this project's machines counted
 //! about eleven `io_uring_enter` calls and a sleep/wake per 4 KiB write +
-//! fdatasync pair, which put about 40 µs on every fdatasync. That is the
-//! runtime's cost, not the device's (docs/tuning.md).
+//! fdatasync pair, and its fdatasync took p50 88–92 µs where this loop's
+//! takes 36 µs. That is the runtime's cost, not the device's
+//! (docs/tuning.md).
 //!
 //! Latencies are timed as fio times them: a write from just before its
 //! submission to its completion (fio's `lat`), an fdatasync from the return
@@ -20,58 +21,16 @@
 use crate::disk::PAGE_BYTES;
 use crate::error::{Error, Result};
 use io_uring::{IoUring, opcode, squeue, types};
-use std::alloc::Layout;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A page-aligned buffer of whole pages, as O_DIRECT needs.
-struct Aligned {
-    ptr: std::ptr::NonNull<u8>,
-    layout: Layout,
-}
-
-impl Aligned {
-    /// `len` bytes, zeroed; `len` is a positive multiple of [`PAGE_BYTES`].
-    fn new(len: usize) -> Aligned {
-        assert!(
-            len > 0 && len.is_multiple_of(PAGE_BYTES),
-            "buffer of {len} bytes"
-        );
-        let layout = Layout::from_size_align(len, PAGE_BYTES).expect("page multiple");
-        // SAFETY: the layout's size is not zero (asserted above).
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        match std::ptr::NonNull::new(ptr) {
-            Some(ptr) => Aligned { ptr, layout },
-            None => std::alloc::handle_alloc_error(layout),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.layout.size()
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: `ptr` is a live, initialised (zeroed) allocation of `len`
-        // bytes owned by `self`, and `&mut self` makes this the only
-        // reference; the kernel only reads it (writes), and only while
-        // `DirectFile::run` holds `&mut self`.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len()) }
-    }
-}
-
-impl Drop for Aligned {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout, freed only here.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
-    }
-}
-
 /// Bytes of a transparent huge page on x86-64.
 const HUGE_PAGE_BYTES: usize = 2 << 20;
 
-/// The transfer buffers of one [`DirectFile::pump`]: `slots` buffers of
+/// The transfer buffers of one [`DirectFile::pump`] (and the one page of a
+/// [`DirectFile`]): `slots` buffers of
 /// `slot` bytes carved from one anonymous mapping aligned to 2 MiB and
 /// advised to use transparent huge pages. A 1 MiB buffer inside one huge
 /// page is one physically contiguous segment and reaches the device as one
@@ -192,7 +151,9 @@ pub struct DirectFile {
     ring: IoUring,
     file: std::fs::File,
     path: PathBuf,
-    page: Aligned,
+    /// `None` once a wait for a request failed: the request may still use
+    /// the page, which is then leaked, and the file refuses further writes.
+    page: Option<Arena>,
 }
 
 impl DirectFile {
@@ -206,24 +167,34 @@ impl DirectFile {
             .open(path)
             .map_err(|e| Error::os("open", path, e))?;
         let ring = new_ring(4).map_err(|e| Error::os("io_uring_setup", path, e))?;
+        let page = Arena::new(PAGE_BYTES, 1).map_err(|e| Error::os("mmap", path, e))?;
         Ok(DirectFile {
             ring,
             file,
             path: path.to_path_buf(),
-            page: Aligned::new(PAGE_BYTES),
+            page: Some(page),
         })
     }
 
     /// The page the next [`DirectFile::write_page`] writes.
-    pub fn page_mut(&mut self) -> &mut [u8] {
-        self.page.as_mut_slice()
+    pub fn page_mut(&mut self) -> Result<&mut [u8]> {
+        Ok(self.page()?.slot_mut(0))
+    }
+
+    fn page(&mut self) -> Result<&mut Arena> {
+        self.page.as_mut().ok_or_else(|| {
+            Error::Poisoned(format!(
+                "a wait for a request on {} failed",
+                self.path.display()
+            ))
+        })
     }
 
     /// Writes the page at `pos` (a multiple of [`PAGE_BYTES`]) and returns
     /// its latency, from before the submission to the completion.
     pub fn write_page(&mut self, pos: u64) -> Result<Duration> {
         let fd = types::Fd(self.file.as_raw_fd());
-        let write = opcode::Write::new(fd, self.page.ptr.as_ptr(), PAGE_BYTES as u32)
+        let write = opcode::Write::new(fd, self.page()?.slot_ptr(0), PAGE_BYTES as u32)
             .offset(pos)
             .build();
         let started = Instant::now();
@@ -251,10 +222,10 @@ impl DirectFile {
     /// on a ring of its own. A write's buffer is filled by `fill(pos, buf)`
     /// first; every completed transfer is handed to `done(pos, latency,
     /// buf)`, its latency timed from just before its submission to the
-    /// moment its completion was reaped (fio's `lat`). Each transfer is submitted on its own as soon as its slot
-    /// is free. A short transfer or an error from `done` ends the run with
-    /// that error, after the requests in flight have completed. Returns the
-    /// number of transfers completed.
+    /// moment its completion was reaped (fio's `lat`). Each transfer is
+    /// submitted on its own as soon as its slot is free. A short transfer or
+    /// an error from `done` ends the run with that error, after the requests
+    /// in flight have completed. Returns the number of transfers completed.
     pub fn pump(
         &mut self,
         Pump {
@@ -281,6 +252,7 @@ impl DirectFile {
         let mut in_flight = 0usize;
         let mut completed = 0u64;
         let mut failed: Option<Error> = None;
+        let mut reaped: Vec<(usize, i32)> = Vec::with_capacity(depth);
         // Fills slot `i` with its next transfer and queues it.
         let mut queue = |ring: &mut IoUring, arena: &mut Arena, slot: &mut (u64, Instant), i| {
             let pos = next_pos();
@@ -330,11 +302,11 @@ impl DirectFile {
             // takes it: handing earlier ones over and refilling their slots
             // must not count against later ones.
             let reaped_at = Instant::now();
-            let reaped: Vec<(usize, i32)> = ring
-                .completion()
-                .map(|c| (c.user_data() as usize, c.result()))
-                .collect();
-            for (i, result) in reaped {
+            reaped.extend(
+                ring.completion()
+                    .map(|c| (c.user_data() as usize, c.result())),
+            );
+            for (i, result) in reaped.drain(..) {
                 in_flight -= 1;
                 let (pos, submitted) = slots[i];
                 let took = reaped_at.saturating_duration_since(submitted);
@@ -365,8 +337,8 @@ impl DirectFile {
         // SAFETY: what the entry points at (the page and the file, both
         // owned by `self`) outlives the request: this function returns only
         // after the request's completion is reaped, or, if waiting fails,
-        // after leaking the page; `&mut self` keeps the page from being
-        // touched meanwhile.
+        // after leaking the page (`self.page` becomes `None`); `&mut self`
+        // keeps the page from being touched meanwhile.
         unsafe { self.ring.submission().push(&entry) }.map_err(|_| {
             Error::os(
                 op,
@@ -391,8 +363,8 @@ impl DirectFile {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // The request may still be in flight: leak its page
-                    // rather than free memory the kernel may still use.
-                    std::mem::forget(std::mem::replace(&mut self.page, Aligned::new(PAGE_BYTES)));
+                    // rather than unmap memory the kernel may still use.
+                    std::mem::forget(self.page.take());
                     return Err(Error::os(op, &self.path, e));
                 }
             }
@@ -476,7 +448,8 @@ mod tests {
         for dsync in [false, true] {
             let mut f = DirectFile::open(&path, dsync).expect("open");
             for i in 0..4u64 {
-                f.page_mut()[..8].copy_from_slice(&(i + u64::from(dsync) * 10).to_le_bytes());
+                f.page_mut().expect("page")[..8]
+                    .copy_from_slice(&(i + u64::from(dsync) * 10).to_le_bytes());
                 f.write_page(i * PAGE_BYTES as u64).expect("write");
                 f.fdatasync().expect("fdatasync");
             }

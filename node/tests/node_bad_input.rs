@@ -576,3 +576,141 @@ fn a_client_keeps_being_served_while_another_sends_garbage() {
         assert_still_serving(&mut node, &connection, "concurrent").await;
     });
 }
+
+/// Many writes sent in one stream write (the node coalesces the puts and
+/// deletes it reads together for one shard into one engine batch): each
+/// request still gets its own answer, a put with a key over the limit gets
+/// its own error while the writes around it succeed, a write for another
+/// core's shard is forwarded, a later put of a key wins over an earlier one
+/// (in the same batch and across batches), and all of it survives a restart.
+#[test]
+fn pipelined_writes_each_get_their_answer_and_the_last_put_of_a_key_wins() {
+    const WRITES: usize = 600;
+    let mut node = NodeProcess::start();
+    let config = node.client_config();
+    support::runtime().block_on(async {
+        // A prefix whose shard is on some core, and a key of another core's.
+        let client = Client::connect(config.clone()).await.expect("connect");
+        let (home, foreign_key) = home_and_foreign_key(&client);
+        let key = |i: usize| format!("c{i:04}").into_bytes();
+
+        let config = support::quic_config(node.certs.client_tls());
+        let (_endpoint, connection) = support::quic_connect(node.core_addr(home as usize), config)
+            .await
+            .expect("mutual TLS handshake with the core");
+        let mut lane = RawLane::open(&connection).await;
+        let long_key = vec![b'c'; KEY_BYTES_MAX + 1];
+        let mut bytes = Vec::new();
+        let mut expected = std::collections::HashMap::new();
+        let mut id = 0u64;
+        let mut send = |request: Request, answer: &'static str, bytes: &mut Vec<u8>| {
+            id += 1;
+            bytes.extend_from_slice(&frame(id, request));
+            expected.insert(id, answer);
+        };
+        for i in 0..WRITES {
+            let value = match i {
+                // Later puts of keys written earlier: in the same batch
+                // (i = 5 after i = 3) and in a later one (i = 500 after i = 2).
+                5 => b"same batch".to_vec(),
+                500 => b"later batch".to_vec(),
+                _ => format!("v{i}").into_bytes(),
+            };
+            let k = match i {
+                5 => key(3),
+                500 => key(2),
+                _ => key(i),
+            };
+            send(Request::Put { key: k, value }, "written", &mut bytes);
+            match i {
+                100 => send(
+                    Request::Put {
+                        key: long_key.clone(),
+                        value: b"v".to_vec(),
+                    },
+                    "too large",
+                    &mut bytes,
+                ),
+                200 => send(get(&key(0)), "value", &mut bytes),
+                300 => send(Request::Delete { key: key(1) }, "written", &mut bytes),
+                400 => send(
+                    Request::Put {
+                        key: foreign_key.clone(),
+                        value: b"forwarded".to_vec(),
+                    },
+                    "written",
+                    &mut bytes,
+                ),
+                _ => {}
+            }
+        }
+        lane.write(&bytes).await.expect("write the requests");
+        let mut versions = std::collections::HashSet::new();
+        while !expected.is_empty() {
+            let reply = lane
+                .next(LANE_DEADLINE)
+                .await
+                .unwrap_or_else(|end| panic!("{} requests unanswered: {end:?}", expected.len()));
+            let wanted = expected
+                .remove(&reply.id)
+                .unwrap_or_else(|| panic!("an answer to an unknown or answered id {}", reply.id));
+            match (wanted, &reply.response) {
+                ("written", Response::Written { version }) => {
+                    versions.insert(*version);
+                }
+                ("value", Response::Value(_)) => {}
+                ("too large", Response::Error(e)) if e.code == ErrorCode::KeyTooLarge => {}
+                (wanted, got) => panic!("request {} wanted {wanted}, got {got:?}", reply.id),
+            }
+        }
+        // Writes read together shared a version: fewer versions than writes.
+        assert!(
+            versions.len() < WRITES / 2,
+            "{} versions for {WRITES} writes: nothing was coalesced",
+            versions.len()
+        );
+        check_pipelined_writes(&client, &key, &foreign_key).await;
+    });
+    node.terminate();
+    node.wait_exit(Duration::from_secs(30))
+        .expect("the node stops on SIGTERM");
+    node.restart();
+    support::runtime().block_on(async {
+        let client = Client::connect(config)
+            .await
+            .expect("connect after restart");
+        let key = |i: usize| format!("c{i:04}").into_bytes();
+        let (_, foreign_key) = home_and_foreign_key(&client);
+        check_pipelined_writes(&client, &key, &foreign_key).await;
+    });
+    node.assert_alive();
+    node.assert_no_panic();
+}
+
+/// The core owning the keys starting with `c`, and a key of a shard on
+/// another core.
+fn home_and_foreign_key(client: &Client) -> (u32, Vec<u8>) {
+    let map = client.shard_map();
+    let home = map.shard_for(b"c").expect("a shard owns every key").core;
+    let elsewhere = map
+        .shards
+        .iter()
+        .find(|s| s.core != home && !s.start.is_empty())
+        .expect("a two-core node has a shard on the other core");
+    let mut foreign_key = elsewhere.start.clone();
+    foreign_key.push(b'!');
+    (home, foreign_key)
+}
+
+async fn check_pipelined_writes(client: &Client, key: &impl Fn(usize) -> Vec<u8>, foreign: &[u8]) {
+    let get = |k: Vec<u8>| async move { client.get(&k).await.expect("get") };
+    assert_eq!(get(key(3)).await.as_deref(), Some(&b"same batch"[..]));
+    assert_eq!(get(key(2)).await.as_deref(), Some(&b"later batch"[..]));
+    assert_eq!(get(key(1)).await, None, "deleted after its put");
+    assert_eq!(get(key(599)).await.as_deref(), Some(&b"v599"[..]));
+    assert_eq!(get(key(101)).await.as_deref(), Some(&b"v101"[..]));
+    assert_eq!(
+        get(foreign.to_vec()).await.as_deref(),
+        Some(&b"forwarded"[..])
+    );
+}

@@ -231,8 +231,11 @@ impl Core {
         // and no timer.
         if futures_lite::future::poll_once(&mut work).await.is_none() {
             // The rest runs as its own task: a write that has begun is never
-            // cancelled halfway (the deadline only stops the waiting).
-            let work = ferrisdb_io::executor::spawn(work);
+            // cancelled halfway (the deadline only stops the waiting). The
+            // task is detached, since dropping a glommio task cancels it: a
+            // write cancelled while leading its shard's group commit would
+            // leave the log marked busy and every later write waiting.
+            let work = ferrisdb_io::executor::spawn(work).detach();
             let deadline =
                 ferrisdb_io::executor::sleep(Duration::from_millis(u64::from(timeout_ms)));
             let timed_out = futures_lite::future::or(
@@ -254,6 +257,100 @@ impl Core {
         self.metrics()
             .record_request(op, started.elapsed(), !out.failed.get());
         self.inflight.set(self.inflight.get() - 1);
+        if self.inflight.get() == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// The shard a request may be coalesced with other single-key writes
+    /// on: a put or delete that is valid, owned by this core and arrives
+    /// while the core is serving. Anything else takes [`Core::handle`].
+    pub fn coalescable_shard(&self, frame: &RequestFrame) -> Option<&ShardInfo> {
+        let key = match &frame.request {
+            Request::Put { key, .. } | Request::Delete { key } => key,
+            _ => return None,
+        };
+        if self.stopping.get() || frame.request.validate().is_err() {
+            return None;
+        }
+        self.node
+            .map
+            .shard_for(key)
+            .filter(|shard| shard.core as usize == self.index)
+    }
+
+    /// Handles single-key writes to `shard` that arrived together on one
+    /// lane (each one [`Core::coalescable_shard`]) as one engine batch: one
+    /// version, one log record, one wait for durability. Each request still
+    /// gets its own response, its own metrics and its deadline; a later put
+    /// of a key in the batch wins over an earlier one, as if applied in
+    /// arrival order.
+    pub async fn handle_writes(
+        self: &Rc<Self>,
+        shard: ShardInfo,
+        frames: Vec<RequestFrame>,
+        out: Out,
+    ) {
+        let started = std::time::Instant::now();
+        let count = frames.len();
+        let timeout_ms = frames
+            .iter()
+            .map(|f| match f.timeout_ms {
+                0 => self.node.config.request_timeout_ms,
+                t => t.min(ferrisdb_proto::REQUEST_TIMEOUT_MS_MAX),
+            })
+            .min()
+            .unwrap_or(self.node.config.request_timeout_ms);
+        let mut requests = Vec::with_capacity(count);
+        let mut ops = Vec::with_capacity(count);
+        for frame in frames {
+            requests.push((frame.id, op_of(&frame.request)));
+            ops.push(match frame.request {
+                Request::Put { key, value } => WriteOp::Put { key, value },
+                Request::Delete { key } => WriteOp::Delete { key },
+                other => unreachable!("not a coalescable write: {other:?}"),
+            });
+        }
+        self.inflight.set(self.inflight.get() + count);
+        // As in `handle`: polled once here (the batch takes its version in
+        // arrival order), then a detached task; the deadline only stops the
+        // waiting.
+        let result = Rc::new(RefCell::new(None));
+        let mut work = {
+            let core = self.clone();
+            let result = result.clone();
+            Box::pin(async move {
+                let response = exec::write_ops(&core, &shard, ops).await;
+                *result.borrow_mut() = Some(response);
+            })
+        };
+        if futures_lite::future::poll_once(&mut work).await.is_none() {
+            let work = ferrisdb_io::executor::spawn(work).detach();
+            let deadline =
+                ferrisdb_io::executor::sleep(Duration::from_millis(u64::from(timeout_ms)));
+            futures_lite::future::or(
+                async {
+                    work.await;
+                },
+                deadline,
+            )
+            .await;
+        }
+        let response = result.borrow_mut().take().unwrap_or_else(|| {
+            error(
+                ErrorCode::Timeout,
+                format!("no result within {timeout_ms} ms"),
+            )
+        });
+        for &(id, _) in &requests {
+            out.emit(self, id, response.clone()).await;
+        }
+        let elapsed = started.elapsed();
+        let ok = !out.failed.get();
+        for &(_, op) in &requests {
+            self.metrics().record_request(op, elapsed, ok);
+        }
+        self.inflight.set(self.inflight.get() - count);
         if self.inflight.get() == 0 {
             self.idle.notify_all();
         }

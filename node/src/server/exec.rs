@@ -98,6 +98,18 @@ pub async fn execute(core: &Core, shard: &ShardInfo, request: Request, out: &Out
     out.emit(core, id, response).await;
 }
 
+/// One engine batch of `ops` on `shard` (owned by this core): the
+/// coalesced single-key writes of a lane (`Core::handle_writes`).
+pub async fn write_ops(core: &Core, shard: &ShardInfo, ops: Vec<WriteOp>) -> Response {
+    match core.engine(shard.id) {
+        Some(engine) => write(&engine, ops).await,
+        None => error(
+            ErrorCode::Internal,
+            format!("shard {} is not open on core {}", shard.id, core.index()),
+        ),
+    }
+}
+
 /// The part of `[start, end)` inside the shard (empty when `start >= end`).
 pub(super) fn clamp_range(shard: &ShardInfo, start: Vec<u8>, end: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
     let start = start.max(shard.start.clone());

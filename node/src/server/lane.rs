@@ -7,7 +7,8 @@ use ferrisdb_io::notify::Notify;
 use ferrisdb_io::quic::{Connection, RecvStream, SendStream};
 use ferrisdb_proto::frame::encode_response;
 use ferrisdb_proto::{
-    FrameDecoder, IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX, ProtoError, RequestFrame, ResponseFrame,
+    FrameDecoder, IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX, ProtoError, Request, RequestFrame,
+    ResponseFrame, ShardInfo,
 };
 use std::cell::Cell;
 use std::rc::Rc;
@@ -20,6 +21,29 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 /// QUIC application error code sent when a lane is closed for a protocol error.
 pub const PROTOCOL_ERROR_CODE: u32 = 1;
+/// Most single-key writes of a lane coalesced into one engine batch.
+const COALESCE_OPS_MAX: usize = 256;
+/// Most key and value bytes coalesced into one engine batch (well under the
+/// log's record limit, whatever the keys and values).
+const COALESCE_BYTES_MAX: usize = 1 << 20;
+
+/// Single-key writes to one shard read from a lane one after the other,
+/// waiting to be handled together ([`Core::handle_writes`]).
+#[derive(Default)]
+struct Coalesced {
+    shard: Option<ShardInfo>,
+    frames: Vec<RequestFrame>,
+    bytes: usize,
+}
+
+impl Coalesced {
+    /// Whether `frame` (`bytes` of key and value, for `shard`) may join.
+    fn admits(&self, shard: &ShardInfo, bytes: usize) -> bool {
+        self.shard.as_ref().is_none_or(|s| s.id == shard.id)
+            && self.frames.len() < COALESCE_OPS_MAX
+            && self.bytes + bytes <= COALESCE_BYTES_MAX
+    }
+}
 
 /// Requests in flight on one connection, shared by its lanes.
 struct Budget {
@@ -49,6 +73,10 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
     // The decoder checks each header before it buffers a payload and holds
     // at most one frame, whatever the client sends.
     let mut decoder = FrameDecoder::<RequestFrame>::new();
+    // Puts and deletes read from one chunk, one after the other, for one
+    // shard of this core become one engine batch: one log record and one
+    // wait for durability instead of one per request.
+    let mut writes = Coalesced::default();
     'read: loop {
         let chunk = match recv.read_chunk(READ_CHUNK_BYTES).await {
             Ok(Some(chunk)) => chunk,
@@ -66,6 +94,7 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
                 Ok(taken) => taken,
                 Err(err) => {
                     // A refused header: the stream cannot be re-synchronised.
+                    start_writes(&core, &mut writes, &tx, &budget).await;
                     reply_stream_error(&tx, &core, &err).await;
                     recv.stop(PROTOCOL_ERROR_CODE);
                     break 'read;
@@ -73,41 +102,110 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
             };
             input = &input[taken..];
             match decoder.pop() {
-                Some(Ok(frame)) => start_request(&core, frame, &tx, &budget).await,
+                Some(Ok(frame)) => match core.coalescable_shard(&frame).cloned() {
+                    Some(shard) => {
+                        let bytes = write_bytes(&frame.request);
+                        if !writes.admits(&shard, bytes) {
+                            start_writes(&core, &mut writes, &tx, &budget).await;
+                        }
+                        writes.shard = Some(shard);
+                        writes.bytes += bytes;
+                        writes.frames.push(frame);
+                    }
+                    None => {
+                        start_writes(&core, &mut writes, &tx, &budget).await;
+                        start_request(&core, frame, &tx, &budget).await;
+                    }
+                },
                 // The frame's boundaries are known, so the lane goes on.
-                Some(Err(err)) => reply_stream_error(&tx, &core, &err).await,
+                Some(Err(err)) => {
+                    start_writes(&core, &mut writes, &tx, &budget).await;
+                    reply_stream_error(&tx, &core, &err).await;
+                }
                 None if input.is_empty() => break,
                 None => {}
             }
         }
+        start_writes(&core, &mut writes, &tx, &budget).await;
     }
     drop(tx);
     writer.await;
 }
 
-/// Runs `frame` once the connection has room for it.
-async fn start_request(core: &Rc<Core>, frame: RequestFrame, tx: &Rc<LaneTx>, budget: &Rc<Budget>) {
-    while budget.inflight.get() >= IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX {
+/// Key and value bytes of a put or delete.
+fn write_bytes(request: &Request) -> usize {
+    match request {
+        Request::Put { key, value } => key.len() + value.len(),
+        Request::Delete { key } => key.len(),
+        _ => 0,
+    }
+}
+
+/// Waits until the connection has room for `count` more requests, then
+/// counts them in.
+async fn admit(budget: &Budget, count: usize) {
+    while budget.inflight.get() + count > IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX {
         budget.freed.notified().await;
     }
-    budget.inflight.set(budget.inflight.get() + 1);
+    budget.inflight.set(budget.inflight.get() + count);
+}
+
+/// Starts the coalesced writes (if any) as one task, once the connection
+/// has room for them; a single one goes the way of any request.
+async fn start_writes(
+    core: &Rc<Core>,
+    writes: &mut Coalesced,
+    tx: &Rc<LaneTx>,
+    budget: &Rc<Budget>,
+) {
+    let Coalesced {
+        shard, mut frames, ..
+    } = std::mem::take(writes);
+    let Some(shard) = shard else { return };
+    if frames.len() == 1 {
+        let frame = frames.pop().expect("one frame");
+        return start_request(core, frame, tx, budget).await;
+    }
+    let count = frames.len();
+    admit(budget, count).await;
     let core = core.clone();
     let out = Out::new(Sink::Lane(tx.clone()));
     let budget = budget.clone();
-    let mut request = Box::pin(async move {
-        core.handle(frame, out).await;
-        budget.inflight.set(budget.inflight.get() - 1);
+    run_or_spawn(async move {
+        core.handle_writes(shard, frames, out).await;
+        budget.inflight.set(budget.inflight.get() - count);
         budget.freed.notify_all();
-    });
-    // A request that completes at once (a read served from memory) runs
-    // right here; only one that waits (the disk, a group commit, another
-    // core) becomes a task of its own, so the lane reads on meanwhile.
+    })
+    .await;
+}
+
+/// Polls `request` once right here, so requests begin in the order they
+/// were read (a write takes its version in that order); one that has to
+/// wait (the disk, a group commit, another core) becomes a task of its own
+/// and the lane reads on meanwhile. A request that completes at once (a
+/// read served from memory) needs no task at all.
+async fn run_or_spawn(request: impl std::future::Future<Output = ()> + 'static) {
+    let mut request = Box::pin(request);
     if futures_lite::future::poll_once(&mut request)
         .await
         .is_none()
     {
         ferrisdb_io::executor::spawn(request).detach();
     }
+}
+
+/// Runs `frame` once the connection has room for it.
+async fn start_request(core: &Rc<Core>, frame: RequestFrame, tx: &Rc<LaneTx>, budget: &Rc<Budget>) {
+    admit(budget, 1).await;
+    let core = core.clone();
+    let out = Out::new(Sink::Lane(tx.clone()));
+    let budget = budget.clone();
+    run_or_spawn(async move {
+        core.handle(frame, out).await;
+        budget.inflight.set(budget.inflight.get() - 1);
+        budget.freed.notify_all();
+    })
+    .await;
 }
 
 /// An error that belongs to no request (a frame could not be read): sent

@@ -670,6 +670,62 @@ fn pipelined_writes_each_get_their_answer_and_the_last_put_of_a_key_wins() {
             versions.len()
         );
         check_pipelined_writes(&client, &key, &foreign_key).await;
+
+        // Deadlines stay each request's own: puts of 2 KB (many to a
+        // batch), every other one with a 1 ms deadline. Those may time out;
+        // the others are written whatever happens to their batch-mates, and
+        // every request gets exactly one answer.
+        assert_eq!(
+            client.shard_map().shard_for(b"d").map(|s| s.core),
+            Some(home),
+            "keys d... are served by the core the lane is on"
+        );
+        let mut bytes = Vec::new();
+        let mut expected = std::collections::HashMap::new();
+        for i in 0..200u64 {
+            let request = Request::Put {
+                key: format!("d{i:04}").into_bytes(),
+                value: vec![b'x'; 2_000],
+            };
+            let short = i % 2 == 0;
+            let frame = RequestFrame {
+                id: 10_000 + i,
+                shard_map_version: 0,
+                timeout_ms: if short { 1 } else { 30_000 },
+                request,
+            };
+            bytes.extend_from_slice(&encode_request(&frame).expect("encode a request"));
+            expected.insert(frame.id, short);
+        }
+        lane.write(&bytes).await.expect("write the puts");
+        while !expected.is_empty() {
+            let reply = lane
+                .next(LANE_DEADLINE)
+                .await
+                .unwrap_or_else(|end| panic!("{} puts unanswered: {end:?}", expected.len()));
+            let short = expected
+                .remove(&reply.id)
+                .unwrap_or_else(|| panic!("a second answer to put {}", reply.id));
+            match &reply.response {
+                Response::Written { .. } => {}
+                Response::Error(e) if short && e.code == ErrorCode::Timeout => {}
+                other => panic!("put {} (1 ms deadline: {short}) got {other:?}", reply.id),
+            }
+        }
+        for i in (1..200).step_by(2) {
+            let value = client.get(format!("d{i:04}")).await.expect("get a put");
+            assert_eq!(value.map(|v| v.len()), Some(2_000), "d{i:04}");
+        }
+        // No late second answer follows a timeout: the next frame on the
+        // lane answers the next request.
+        lane.write(&frame(20_000, get(b"d0001")))
+            .await
+            .expect("write a get");
+        let reply = lane
+            .next(LANE_DEADLINE)
+            .await
+            .expect("an answer to the get");
+        assert_eq!(reply.id, 20_000, "an extra answer: {reply:?}");
     });
     node.terminate();
     node.wait_exit(Duration::from_secs(30))

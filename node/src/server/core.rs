@@ -46,6 +46,9 @@ pub struct LaneTx {
 pub struct Out {
     sink: Sink,
     failed: Cell<bool>,
+    /// Set once the request was answered for good ([`Out::end_with`]):
+    /// whatever its work still emits is dropped.
+    ended: Cell<bool>,
 }
 
 impl Out {
@@ -53,10 +56,25 @@ impl Out {
         Out {
             sink,
             failed: Cell::new(false),
+            ended: Cell::new(false),
         }
     }
 
     pub async fn emit(&self, core: &Core, id: u64, response: Response) {
+        if !self.ended.get() {
+            self.send(core, id, response).await;
+        }
+    }
+
+    /// Answers with `response` and nothing after it: the request's deadline
+    /// passed while its work goes on (a write is never cancelled halfway),
+    /// and the client must not see a second answer when the work ends.
+    pub async fn end_with(&self, core: &Core, id: u64, response: Response) {
+        self.ended.set(true);
+        self.send(core, id, response).await;
+    }
+
+    async fn send(&self, core: &Core, id: u64, response: Response) {
         if matches!(response, Response::Error(_)) {
             self.failed.set(true);
         }
@@ -82,11 +100,29 @@ impl Out {
 
     /// Whether nobody listens any more (a long scan stops early).
     pub fn is_closed(&self) -> bool {
+        if self.ended.get() {
+            return true;
+        }
         match &self.sink {
             Sink::Lane(lane) => lane.closed.get(),
             Sink::Mesh { .. } | Sink::Local(_) => false,
         }
     }
+}
+
+/// Waits for `work` at most `timeout`; whether it finished.
+async fn finishes_within(work: &mut (impl Future + Unpin), timeout: Duration) -> bool {
+    futures_lite::future::or(
+        async {
+            work.await;
+            true
+        },
+        async {
+            ferrisdb_io::executor::sleep(timeout).await;
+            false
+        },
+    )
+    .await
 }
 
 /// Whether `response` ends its request (scans send several).
@@ -229,33 +265,35 @@ impl Core {
         };
         // Most reads finish without waiting for anything: they need no task
         // and no timer.
+        let mut recorded = false;
         if futures_lite::future::poll_once(&mut work).await.is_none() {
             // The rest runs as its own task: a write that has begun is never
             // cancelled halfway (the deadline only stops the waiting). The
             // task is detached, since dropping a glommio task cancels it: a
             // write cancelled while leading its shard's group commit would
             // leave the log marked busy and every later write waiting.
-            let work = ferrisdb_io::executor::spawn(work).detach();
-            let deadline =
-                ferrisdb_io::executor::sleep(Duration::from_millis(u64::from(timeout_ms)));
-            let timed_out = futures_lite::future::or(
-                async {
-                    work.await;
-                    false
-                },
-                async {
-                    deadline.await;
-                    true
-                },
-            )
-            .await;
-            if timed_out && !done.get() {
-                let message = format!("no result within {timeout_ms} ms");
-                out.emit(self, id, error(ErrorCode::Timeout, message)).await;
+            let mut work = ferrisdb_io::executor::spawn(work).detach();
+            let timeout = Duration::from_millis(u64::from(timeout_ms));
+            if !finishes_within(&mut work, timeout).await {
+                if !done.get() {
+                    let message = format!("no result within {timeout_ms} ms");
+                    out.end_with(self, id, error(ErrorCode::Timeout, message))
+                        .await;
+                }
+                self.metrics()
+                    .record_request(op, started.elapsed(), !out.failed.get());
+                recorded = true;
+                // The request keeps its place in the core's and the
+                // connection's counts until its work is over, so a client
+                // cannot pile up abandoned writes and a draining core waits
+                // for them.
+                work.await;
             }
         }
-        self.metrics()
-            .record_request(op, started.elapsed(), !out.failed.get());
+        if !recorded {
+            self.metrics()
+                .record_request(op, started.elapsed(), !out.failed.get());
+        }
         self.inflight.set(self.inflight.get() - 1);
         if self.inflight.get() == 0 {
             self.idle.notify_all();
@@ -282,9 +320,10 @@ impl Core {
     /// Handles single-key writes to `shard` that arrived together on one
     /// lane (each one [`Core::coalescable_shard`]) as one engine batch: one
     /// version, one log record, one wait for durability. Each request still
-    /// gets its own response, its own metrics and its deadline; a later put
-    /// of a key in the batch wins over an earlier one, as if applied in
-    /// arrival order.
+    /// gets its own response, its own metrics and its own deadline (one
+    /// that passes answers that request with `Timeout`; the others go on
+    /// waiting); a later put of a key in the batch wins over an earlier
+    /// one, as if applied in arrival order.
     pub async fn handle_writes(
         self: &Rc<Self>,
         shard: ShardInfo,
@@ -293,27 +332,36 @@ impl Core {
     ) {
         let started = std::time::Instant::now();
         let count = frames.len();
-        let timeout_ms = frames
-            .iter()
-            .map(|f| match f.timeout_ms {
-                0 => self.node.config.request_timeout_ms,
-                t => t.min(ferrisdb_proto::REQUEST_TIMEOUT_MS_MAX),
-            })
-            .min()
-            .unwrap_or(self.node.config.request_timeout_ms);
+        if self.stopping.get() {
+            // Shutdown began while the batch waited for room on its connection.
+            for frame in frames {
+                let message = "the node is shutting down";
+                out.emit(self, frame.id, error(ErrorCode::ShuttingDown, message))
+                    .await;
+                let op = op_of(&frame.request);
+                self.metrics().record_request(op, started.elapsed(), false);
+            }
+            return;
+        }
+        // (id, op, deadline in ms from `started`), soonest deadline first.
         let mut requests = Vec::with_capacity(count);
         let mut ops = Vec::with_capacity(count);
         for frame in frames {
-            requests.push((frame.id, op_of(&frame.request)));
+            let timeout_ms = match frame.timeout_ms {
+                0 => self.node.config.request_timeout_ms,
+                t => t.min(ferrisdb_proto::REQUEST_TIMEOUT_MS_MAX),
+            };
+            requests.push((frame.id, op_of(&frame.request), timeout_ms));
             ops.push(match frame.request {
                 Request::Put { key, value } => WriteOp::Put { key, value },
                 Request::Delete { key } => WriteOp::Delete { key },
                 other => unreachable!("not a coalescable write: {other:?}"),
             });
         }
+        requests.sort_by_key(|&(_, _, timeout_ms)| timeout_ms);
         self.inflight.set(self.inflight.get() + count);
         // As in `handle`: polled once here (the batch takes its version in
-        // arrival order), then a detached task; the deadline only stops the
+        // arrival order), then a detached task; deadlines only stop the
         // waiting.
         let result = Rc::new(RefCell::new(None));
         let mut work = {
@@ -324,31 +372,41 @@ impl Core {
                 *result.borrow_mut() = Some(response);
             })
         };
+        let timed_out = |ms| error(ErrorCode::Timeout, format!("no result within {ms} ms"));
+        // Requests before `answered` have had their answer.
+        let mut answered = 0;
         if futures_lite::future::poll_once(&mut work).await.is_none() {
-            let work = ferrisdb_io::executor::spawn(work).detach();
-            let deadline =
-                ferrisdb_io::executor::sleep(Duration::from_millis(u64::from(timeout_ms)));
-            futures_lite::future::or(
-                async {
-                    work.await;
-                },
-                deadline,
-            )
-            .await;
+            let mut work = ferrisdb_io::executor::spawn(work).detach();
+            while answered < count {
+                let timeout_ms = requests[answered].2;
+                let until = started + Duration::from_millis(u64::from(timeout_ms));
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if finishes_within(&mut work, left).await {
+                    break;
+                }
+                while answered < count && requests[answered].2 <= timeout_ms {
+                    let (id, op, _) = requests[answered];
+                    out.emit(self, id, timed_out(timeout_ms)).await;
+                    self.metrics().record_request(op, started.elapsed(), false);
+                    answered += 1;
+                }
+            }
+            if answered == count {
+                // Every deadline passed: the requests keep their place in the
+                // counts until the write is over (as in `handle`).
+                work.await;
+            }
         }
-        let response = result.borrow_mut().take().unwrap_or_else(|| {
-            error(
-                ErrorCode::Timeout,
-                format!("no result within {timeout_ms} ms"),
-            )
-        });
-        for &(id, _) in &requests {
-            out.emit(self, id, response.clone()).await;
-        }
-        let elapsed = started.elapsed();
-        let ok = !out.failed.get();
-        for &(_, op) in &requests {
-            self.metrics().record_request(op, elapsed, ok);
+        if answered < count {
+            // The work finished (a cancelled or panicked task leaves no
+            // result: the requests are answered as timed out).
+            let response = result.borrow_mut().take();
+            let response = response.unwrap_or_else(|| timed_out(requests[answered].2));
+            let ok = !matches!(response, Response::Error(_));
+            for &(id, op, _) in &requests[answered..] {
+                out.emit(self, id, response.clone()).await;
+                self.metrics().record_request(op, started.elapsed(), ok);
+            }
         }
         self.inflight.set(self.inflight.get() - count);
         if self.inflight.get() == 0 {

@@ -105,9 +105,14 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
                 Some(Ok(frame)) => match core.coalescable_shard(&frame).cloned() {
                     Some(shard) => {
                         let bytes = write_bytes(&frame.request);
-                        if !writes.admits(&shard, bytes) {
+                        if !writes.admits(&shard, bytes) || budget.is_full() {
+                            // A full batch, or one that would sit idle while
+                            // the connection waits for room, starts now.
                             start_writes(&core, &mut writes, &tx, &budget).await;
                         }
+                        // Each write is counted in as it is read, in
+                        // arrival order, like any request.
+                        admit(&budget).await;
                         writes.shard = Some(shard);
                         writes.bytes += bytes;
                         writes.frames.push(frame);
@@ -141,17 +146,23 @@ fn write_bytes(request: &Request) -> usize {
     }
 }
 
-/// Waits until the connection has room for `count` more requests, then
-/// counts them in.
-async fn admit(budget: &Budget, count: usize) {
-    while budget.inflight.get() + count > IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX {
-        budget.freed.notified().await;
+impl Budget {
+    fn is_full(&self) -> bool {
+        self.inflight.get() >= IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX
     }
-    budget.inflight.set(budget.inflight.get() + count);
 }
 
-/// Starts the coalesced writes (if any) as one task, once the connection
-/// has room for them; a single one goes the way of any request.
+/// Waits until the connection has room for one more request, then counts
+/// it in.
+async fn admit(budget: &Budget) {
+    while budget.is_full() {
+        budget.freed.notified().await;
+    }
+    budget.inflight.set(budget.inflight.get() + 1);
+}
+
+/// Starts the coalesced writes (if any; already counted in) as one task; a
+/// single one goes the way of any request.
 async fn start_writes(
     core: &Rc<Core>,
     writes: &mut Coalesced,
@@ -164,10 +175,9 @@ async fn start_writes(
     let Some(shard) = shard else { return };
     if frames.len() == 1 {
         let frame = frames.pop().expect("one frame");
-        return start_request(core, frame, tx, budget).await;
+        return run_request(core, frame, tx, budget).await;
     }
     let count = frames.len();
-    admit(budget, count).await;
     let core = core.clone();
     let out = Out::new(Sink::Lane(tx.clone()));
     let budget = budget.clone();
@@ -196,7 +206,12 @@ async fn run_or_spawn(request: impl std::future::Future<Output = ()> + 'static) 
 
 /// Runs `frame` once the connection has room for it.
 async fn start_request(core: &Rc<Core>, frame: RequestFrame, tx: &Rc<LaneTx>, budget: &Rc<Budget>) {
-    admit(budget, 1).await;
+    admit(budget).await;
+    run_request(core, frame, tx, budget).await;
+}
+
+/// Runs `frame`, already counted in the connection's budget.
+async fn run_request(core: &Rc<Core>, frame: RequestFrame, tx: &Rc<LaneTx>, budget: &Rc<Budget>) {
     let core = core.clone();
     let out = Out::new(Sink::Lane(tx.clone()));
     let budget = budget.clone();

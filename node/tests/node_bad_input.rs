@@ -647,13 +647,7 @@ fn pipelined_writes_each_get_their_answer_and_the_last_put_of_a_key_wins() {
         lane.write(&bytes).await.expect("write the requests");
         let mut versions = std::collections::HashSet::new();
         while !expected.is_empty() {
-            let reply = lane
-                .next(LANE_DEADLINE)
-                .await
-                .unwrap_or_else(|end| panic!("{} requests unanswered: {end:?}", expected.len()));
-            let wanted = expected
-                .remove(&reply.id)
-                .unwrap_or_else(|| panic!("an answer to an unknown or answered id {}", reply.id));
+            let (wanted, reply) = next_expected(&mut lane, &mut expected).await;
             match (wanted, &reply.response) {
                 ("written", Response::Written { version }) => {
                     versions.insert(*version);
@@ -699,13 +693,7 @@ fn pipelined_writes_each_get_their_answer_and_the_last_put_of_a_key_wins() {
         }
         lane.write(&bytes).await.expect("write the puts");
         while !expected.is_empty() {
-            let reply = lane
-                .next(LANE_DEADLINE)
-                .await
-                .unwrap_or_else(|end| panic!("{} puts unanswered: {end:?}", expected.len()));
-            let short = expected
-                .remove(&reply.id)
-                .unwrap_or_else(|| panic!("a second answer to put {}", reply.id));
+            let (short, reply) = next_expected(&mut lane, &mut expected).await;
             match &reply.response {
                 Response::Written { .. } => {}
                 Response::Error(e) if short && e.code == ErrorCode::Timeout => {}
@@ -741,6 +729,22 @@ fn pipelined_writes_each_get_their_answer_and_the_last_put_of_a_key_wins() {
     });
     node.assert_alive();
     node.assert_no_panic();
+}
+
+/// The next answer on `lane`, with what `expected` held for its id (taken
+/// out, so a second answer to an id fails).
+async fn next_expected<T>(
+    lane: &mut RawLane,
+    expected: &mut std::collections::HashMap<u64, T>,
+) -> (T, ResponseFrame) {
+    let reply = lane
+        .next(LANE_DEADLINE)
+        .await
+        .unwrap_or_else(|end| panic!("{} requests unanswered: {end:?}", expected.len()));
+    let wanted = expected
+        .remove(&reply.id)
+        .unwrap_or_else(|| panic!("an answer to an unknown or answered id {}", reply.id));
+    (wanted, reply)
 }
 
 /// The core owning the keys starting with `c`, and a key of a shard on

@@ -125,6 +125,14 @@ async fn finishes_within(work: &mut (impl Future + Unpin), timeout: Duration) ->
     .await
 }
 
+/// The answer to a request whose deadline passed.
+fn timed_out(timeout_ms: u32) -> Response {
+    error(
+        ErrorCode::Timeout,
+        format!("no result within {timeout_ms} ms"),
+    )
+}
+
 /// Whether `response` ends its request (scans send several).
 fn is_final(response: &Response) -> bool {
     !matches!(response, Response::ScanChunk { done: false, .. })
@@ -247,10 +255,7 @@ impl Core {
         if let Err((code, message)) = frame.request.validate() {
             return out.emit(self, id, error(code, message)).await;
         }
-        let timeout_ms = match frame.timeout_ms {
-            0 => self.node.config.request_timeout_ms,
-            t => t.min(ferrisdb_proto::REQUEST_TIMEOUT_MS_MAX),
-        };
+        let timeout_ms = self.timeout_ms(&frame);
         self.inflight.set(self.inflight.get() + 1);
         let out = Rc::new(out);
         let done = Rc::new(Cell::new(false));
@@ -276,9 +281,7 @@ impl Core {
             let timeout = Duration::from_millis(u64::from(timeout_ms));
             if !finishes_within(&mut work, timeout).await {
                 if !done.get() {
-                    let message = format!("no result within {timeout_ms} ms");
-                    out.end_with(self, id, error(ErrorCode::Timeout, message))
-                        .await;
+                    out.end_with(self, id, timed_out(timeout_ms)).await;
                 }
                 self.metrics()
                     .record_request(op, started.elapsed(), !out.failed.get());
@@ -294,7 +297,21 @@ impl Core {
             self.metrics()
                 .record_request(op, started.elapsed(), !out.failed.get());
         }
-        self.inflight.set(self.inflight.get() - 1);
+        self.done_inflight(1);
+    }
+
+    /// The deadline a request carries, in ms: the node's default for 0,
+    /// clamped to the protocol's limit.
+    fn timeout_ms(&self, frame: &RequestFrame) -> u32 {
+        match frame.timeout_ms {
+            0 => self.node.config.request_timeout_ms,
+            t => t.min(ferrisdb_proto::REQUEST_TIMEOUT_MS_MAX),
+        }
+    }
+
+    /// `count` requests left the core's in-flight count.
+    fn done_inflight(&self, count: usize) {
+        self.inflight.set(self.inflight.get() - count);
         if self.inflight.get() == 0 {
             self.idle.notify_all();
         }
@@ -303,7 +320,7 @@ impl Core {
     /// The shard a request may be coalesced with other single-key writes
     /// on: a put or delete that is valid, owned by this core and arrives
     /// while the core is serving. Anything else takes [`Core::handle`].
-    pub fn coalescable_shard(&self, frame: &RequestFrame) -> Option<&ShardInfo> {
+    pub fn coalescable_shard(&self, frame: &RequestFrame) -> Option<u32> {
         let key = match &frame.request {
             Request::Put { key, .. } | Request::Delete { key } => key,
             _ => return None,
@@ -315,6 +332,7 @@ impl Core {
             .map
             .shard_for(key)
             .filter(|shard| shard.core as usize == self.index)
+            .map(|shard| shard.id)
     }
 
     /// Handles single-key writes to `shard` that arrived together on one
@@ -324,12 +342,7 @@ impl Core {
     /// that passes answers that request with `Timeout`; the others go on
     /// waiting); a later put of a key in the batch wins over an earlier
     /// one, as if applied in arrival order.
-    pub async fn handle_writes(
-        self: &Rc<Self>,
-        shard: ShardInfo,
-        frames: Vec<RequestFrame>,
-        out: Out,
-    ) {
+    pub async fn handle_writes(self: &Rc<Self>, shard: u32, frames: Vec<RequestFrame>, out: Out) {
         let started = std::time::Instant::now();
         let count = frames.len();
         if self.stopping.get() {
@@ -347,11 +360,7 @@ impl Core {
         let mut requests = Vec::with_capacity(count);
         let mut ops = Vec::with_capacity(count);
         for frame in frames {
-            let timeout_ms = match frame.timeout_ms {
-                0 => self.node.config.request_timeout_ms,
-                t => t.min(ferrisdb_proto::REQUEST_TIMEOUT_MS_MAX),
-            };
-            requests.push((frame.id, op_of(&frame.request), timeout_ms));
+            requests.push((frame.id, op_of(&frame.request), self.timeout_ms(&frame)));
             ops.push(match frame.request {
                 Request::Put { key, value } => WriteOp::Put { key, value },
                 Request::Delete { key } => WriteOp::Delete { key },
@@ -368,11 +377,10 @@ impl Core {
             let core = self.clone();
             let result = result.clone();
             Box::pin(async move {
-                let response = exec::write_ops(&core, &shard, ops).await;
+                let response = exec::write_ops(&core, shard, ops).await;
                 *result.borrow_mut() = Some(response);
             })
         };
-        let timed_out = |ms| error(ErrorCode::Timeout, format!("no result within {ms} ms"));
         // Requests before `answered` have had their answer.
         let mut answered = 0;
         if futures_lite::future::poll_once(&mut work).await.is_none() {
@@ -408,10 +416,7 @@ impl Core {
                 self.metrics().record_request(op, started.elapsed(), ok);
             }
         }
-        self.inflight.set(self.inflight.get() - count);
-        if self.inflight.get() == 0 {
-            self.idle.notify_all();
-        }
+        self.done_inflight(count);
     }
 
     async fn route(self: &Rc<Self>, frame: RequestFrame, out: &Out) {

@@ -47,16 +47,7 @@ fn storage_error(err: &ferrisdb_lsm::Error) -> Response {
 /// response(s) to `out`.
 pub async fn execute(core: &Core, shard: &ShardInfo, request: Request, out: &Out, id: u64) {
     let Some(engine) = core.engine(shard.id) else {
-        out.emit(
-            core,
-            id,
-            error(
-                ErrorCode::Internal,
-                format!("shard {} is not open on core {}", shard.id, core.index()),
-            ),
-        )
-        .await;
-        return;
+        return out.emit(core, id, not_open(core, shard.id)).await;
     };
     let response = match request {
         Request::Get { key } => match engine.get(&key, &ReadOptions::default()).await {
@@ -100,14 +91,18 @@ pub async fn execute(core: &Core, shard: &ShardInfo, request: Request, out: &Out
 
 /// One engine batch of `ops` on `shard` (owned by this core): the
 /// coalesced single-key writes of a lane (`Core::handle_writes`).
-pub async fn write_ops(core: &Core, shard: &ShardInfo, ops: Vec<WriteOp>) -> Response {
-    match core.engine(shard.id) {
+pub async fn write_ops(core: &Core, shard: u32, ops: Vec<WriteOp>) -> Response {
+    match core.engine(shard) {
         Some(engine) => write(&engine, ops).await,
-        None => error(
-            ErrorCode::Internal,
-            format!("shard {} is not open on core {}", shard.id, core.index()),
-        ),
+        None => not_open(core, shard),
     }
+}
+
+fn not_open(core: &Core, shard: u32) -> Response {
+    error(
+        ErrorCode::Internal,
+        format!("shard {shard} is not open on core {}", core.index()),
+    )
 }
 
 /// The part of `[start, end)` inside the shard (empty when `start >= end`).

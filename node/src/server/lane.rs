@@ -8,7 +8,7 @@ use ferrisdb_io::quic::{Connection, RecvStream, SendStream};
 use ferrisdb_proto::frame::encode_response;
 use ferrisdb_proto::{
     FrameDecoder, IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX, ProtoError, Request, RequestFrame,
-    ResponseFrame, ShardInfo,
+    ResponseFrame,
 };
 use std::cell::Cell;
 use std::rc::Rc;
@@ -31,15 +31,15 @@ const COALESCE_BYTES_MAX: usize = 1 << 20;
 /// waiting to be handled together ([`Core::handle_writes`]).
 #[derive(Default)]
 struct Coalesced {
-    shard: Option<ShardInfo>,
+    shard: Option<u32>,
     frames: Vec<RequestFrame>,
     bytes: usize,
 }
 
 impl Coalesced {
-    /// Whether `frame` (`bytes` of key and value, for `shard`) may join.
-    fn admits(&self, shard: &ShardInfo, bytes: usize) -> bool {
-        self.shard.as_ref().is_none_or(|s| s.id == shard.id)
+    /// Whether a write of `bytes` of key and value for `shard` may join.
+    fn admits(&self, shard: u32, bytes: usize) -> bool {
+        self.shard.is_none_or(|s| s == shard)
             && self.frames.len() < COALESCE_OPS_MAX
             && self.bytes + bytes <= COALESCE_BYTES_MAX
     }
@@ -102,10 +102,10 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
             };
             input = &input[taken..];
             match decoder.pop() {
-                Some(Ok(frame)) => match core.coalescable_shard(&frame).cloned() {
+                Some(Ok(frame)) => match core.coalescable_shard(&frame) {
                     Some(shard) => {
                         let bytes = write_bytes(&frame.request);
-                        if !writes.admits(&shard, bytes) || budget.is_full() {
+                        if !writes.admits(shard, bytes) || budget.is_full() {
                             // A full batch, or one that would sit idle while
                             // the connection waits for room, starts now.
                             start_writes(&core, &mut writes, &tx, &budget).await;
@@ -150,6 +150,12 @@ impl Budget {
     fn is_full(&self) -> bool {
         self.inflight.get() >= IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX
     }
+
+    /// `count` requests are over.
+    fn release(&self, count: usize) {
+        self.inflight.set(self.inflight.get() - count);
+        self.freed.notify_all();
+    }
 }
 
 /// Waits until the connection has room for one more request, then counts
@@ -183,8 +189,7 @@ async fn start_writes(
     let budget = budget.clone();
     run_or_spawn(async move {
         core.handle_writes(shard, frames, out).await;
-        budget.inflight.set(budget.inflight.get() - count);
-        budget.freed.notify_all();
+        budget.release(count);
     })
     .await;
 }
@@ -217,8 +222,7 @@ async fn run_request(core: &Rc<Core>, frame: RequestFrame, tx: &Rc<LaneTx>, budg
     let budget = budget.clone();
     run_or_spawn(async move {
         core.handle(frame, out).await;
-        budget.inflight.set(budget.inflight.get() - 1);
-        budget.freed.notify_all();
+        budget.release(1);
     })
     .await;
 }

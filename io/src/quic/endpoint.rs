@@ -20,6 +20,40 @@ use std::time::{Duration, Instant};
 const DATAGRAM_BYTES_MAX: usize = 65_535;
 /// Datagrams the receiver handles before it yields to other tasks.
 const RECEIVE_BURST_MAX: usize = 64;
+/// Size of the buffer received datagrams are copied into (see [`ReceivePool`]).
+const RECEIVE_POOL_BYTES: usize = 256 << 10;
+
+/// Hands out each received datagram as a slice of a shared buffer.
+///
+/// quinn-proto keeps a datagram's bytes (as `Bytes` views of it) until the
+/// application has read the stream data in it. One fresh allocation per
+/// datagram (tens of KiB on loopback) made the allocator fault in and zero
+/// new huge pages at the datagram rate: 7% of a node core's time under a
+/// pipelined write load (`clear_page_erms` under `handle_datagram`,
+/// docs/performance.md). Slices of one buffer come back to it once every
+/// view of them is gone; while any is alive, the next buffer is a new one.
+struct ReceivePool {
+    buf: BytesMut,
+}
+
+impl ReceivePool {
+    fn new() -> Self {
+        ReceivePool {
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// A copy of `data` in the pool's buffer.
+    fn take(&mut self, data: &[u8]) -> BytesMut {
+        if self.buf.capacity() < data.len() {
+            // `buf` is empty here: this reclaims the whole buffer when no
+            // earlier datagram still refers to it, else allocates a new one.
+            self.buf.reserve(RECEIVE_POOL_BYTES.max(data.len()));
+        }
+        self.buf.extend_from_slice(data);
+        self.buf.split()
+    }
+}
 
 /// Sets the don't-fragment bit and never fragments locally
 /// (`IP_PMTUDISC_PROBE`), as quinn does on its own sockets: QUIC's path MTU
@@ -331,12 +365,12 @@ impl State {
         Connection::new(shared.clone(), ch, generation)
     }
 
-    fn handle_datagram(&mut self, shared: &Rc<Shared>, remote: SocketAddr, data: &[u8]) {
+    fn handle_datagram(&mut self, shared: &Rc<Shared>, remote: SocketAddr, data: BytesMut) {
         let now = Instant::now();
         let mut buf = Vec::new();
         let event = self
             .endpoint
-            .handle(now, remote, None, None, BytesMut::from(data), &mut buf);
+            .handle(now, remote, None, None, data, &mut buf);
         match event {
             Some(DatagramEvent::ConnectionEvent(ch, event)) => {
                 if let Some(conn) = self.conns.get_mut(&ch) {
@@ -445,6 +479,7 @@ impl State {
 
 async fn receive_loop(shared: Rc<Shared>) {
     let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
+    let mut pool = ReceivePool::new();
     let mut burst = 0;
     loop {
         let received = shared.socket.recv_from(&mut buf).await;
@@ -456,7 +491,7 @@ async fn receive_loop(shared: Rc<Shared>) {
                 shared
                     .state
                     .borrow_mut()
-                    .handle_datagram(&shared, remote, &buf[..len]);
+                    .handle_datagram(&shared, remote, pool.take(&buf[..len]));
                 shared.kick();
             }
             // A UDP socket reports e.g. ICMP errors here; the datagram is
@@ -540,5 +575,34 @@ mod tests {
             libc::IPV6_PMTUDISC_PROBE
         );
         assert_eq!(int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG), 1);
+    }
+
+    /// Datagrams are copied whole into one buffer; once every earlier
+    /// datagram is dropped the buffer is used again from its start, while
+    /// one is alive it is left alone (its bytes never change).
+    #[test]
+    fn receive_pool_reuses_its_buffer_once_datagrams_are_dropped() {
+        let mut pool = ReceivePool::new();
+        let first = pool.take(&[1; 1000]);
+        let start = first.as_ptr();
+        assert_eq!(&first[..], &[1; 1000][..]);
+        let second = pool.take(&[2; 60_000]);
+        assert_eq!(second.as_ptr(), start.wrapping_add(1000), "same buffer");
+        drop((first, second));
+        // Filling the rest of the buffer forces the wrap to its start.
+        let fill = pool.take(&vec![3; RECEIVE_POOL_BYTES - 61_000]);
+        drop(fill);
+        let again = pool.take(&[4; 65_535]);
+        assert_eq!(again.as_ptr(), start, "buffer reclaimed");
+        let kept = again.freeze();
+        let _rest = pool.take(&vec![5; RECEIVE_POOL_BYTES - 65_535]);
+        let next = pool.take(&[6; 65_535]);
+        assert_ne!(
+            next.as_ptr(),
+            start,
+            "a buffer still referred to is not reused"
+        );
+        assert_eq!(&kept[..], &[4; 65_535][..]);
+        assert_eq!(&next[..], &[6; 65_535][..]);
     }
 }

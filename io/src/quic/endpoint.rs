@@ -20,18 +20,31 @@ use std::time::{Duration, Instant};
 const DATAGRAM_BYTES_MAX: usize = 65_535;
 /// Datagrams the receiver handles before it yields to other tasks.
 const RECEIVE_BURST_MAX: usize = 64;
-/// Size of the buffer received datagrams are copied into (see [`ReceivePool`]).
-const RECEIVE_POOL_BYTES: usize = 256 << 10;
+/// Size of the buffer large datagrams are copied into (see [`ReceivePool`]).
+const RECEIVE_POOL_BYTES: usize = 128 << 10;
+/// Datagrams this large or larger go to the pool's buffer; a smaller one
+/// gets an allocation of its own. A pooled datagram keeps at most
+/// `RECEIVE_POOL_BYTES` alive, 4 times its size.
+const POOLED_DATAGRAM_BYTES_MIN: usize = RECEIVE_POOL_BYTES / 4;
 
-/// Hands out each received datagram as a slice of a shared buffer.
+/// Hands out each large received datagram as a slice of a shared buffer.
 ///
 /// quinn-proto keeps a datagram's bytes (as `Bytes` views of it) until the
 /// application has read the stream data in it. One fresh allocation per
-/// datagram (tens of KiB on loopback) made the allocator fault in and zero
-/// new huge pages at the datagram rate: 7% of a node core's time under a
-/// pipelined write load (`clear_page_erms` under `handle_datagram`,
-/// docs/performance.md). Slices of one buffer come back to it once every
-/// view of them is gone; while any is alive, the next buffer is a new one.
+/// datagram of tens of KiB (loopback, jumbo frames) made the allocator
+/// fault in and zero new huge pages at the datagram rate: 7% of a node
+/// core's time under a pipelined write load (`clear_page_erms` under
+/// `handle_datagram`, docs/performance.md). Slices of one buffer come back
+/// to it once every view of them is gone; while any is alive, the next
+/// buffer is a new one.
+///
+/// quinn-proto bounds what a peer can make it hold by counting each
+/// datagram's own size (it compacts a stream's buffered data when that
+/// count runs too far ahead of the data). A datagram that holds a whole
+/// shared buffer alive is counted at a quarter of it at least, so a peer
+/// that keeps stream data unread holds at most 4 times what quinn-proto
+/// counts; small datagrams (Ethernet-sized ones, acknowledgements) are
+/// not pooled, so a peer cannot pin a whole buffer with a few bytes.
 struct ReceivePool {
     buf: BytesMut,
 }
@@ -43,12 +56,15 @@ impl ReceivePool {
         }
     }
 
-    /// A copy of `data` in the pool's buffer.
+    /// A copy of `data`: in the pool's buffer if it is large.
     fn take(&mut self, data: &[u8]) -> BytesMut {
+        if data.len() < POOLED_DATAGRAM_BYTES_MIN {
+            return BytesMut::from(data);
+        }
         if self.buf.capacity() < data.len() {
             // `buf` is empty here: this reclaims the whole buffer when no
             // earlier datagram still refers to it, else allocates a new one.
-            self.buf.reserve(RECEIVE_POOL_BYTES.max(data.len()));
+            self.buf.reserve(RECEIVE_POOL_BYTES);
         }
         self.buf.extend_from_slice(data);
         self.buf.split()
@@ -577,32 +593,39 @@ mod tests {
         assert_eq!(int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG), 1);
     }
 
-    /// Datagrams are copied whole into one buffer; once every earlier
-    /// datagram is dropped the buffer is used again from its start, while
-    /// one is alive it is left alone (its bytes never change).
+    /// Large datagrams are copied whole into one buffer; once every
+    /// earlier one is dropped the buffer is used again from its start,
+    /// while one is alive it is left alone (its bytes never change). Small
+    /// datagrams never hold a buffer.
     #[test]
     fn receive_pool_reuses_its_buffer_once_datagrams_are_dropped() {
+        const BIG: usize = POOLED_DATAGRAM_BYTES_MIN;
         let mut pool = ReceivePool::new();
-        let first = pool.take(&[1; 1000]);
+        let first = pool.take(&[1; BIG]);
         let start = first.as_ptr();
-        assert_eq!(&first[..], &[1; 1000][..]);
-        let second = pool.take(&[2; 60_000]);
-        assert_eq!(second.as_ptr(), start.wrapping_add(1000), "same buffer");
+        let small = pool.take(&[9; 1200]);
+        assert_eq!(
+            small.capacity(),
+            1200,
+            "a small datagram has its own allocation"
+        );
+        let second = pool.take(&[2; BIG + 1000]);
+        assert_eq!(second.as_ptr(), start.wrapping_add(BIG), "same buffer");
+        assert_eq!(&first[..], &[1; BIG][..]);
         drop((first, second));
-        // Filling the rest of the buffer forces the wrap to its start.
-        let fill = pool.take(&vec![3; RECEIVE_POOL_BYTES - 61_000]);
-        drop(fill);
-        let again = pool.take(&[4; 65_535]);
+        // The rest of the buffer is too short for this one: back to the start.
+        let again = pool.take(&[4; RECEIVE_POOL_BYTES - 2 * BIG]);
         assert_eq!(again.as_ptr(), start, "buffer reclaimed");
         let kept = again.freeze();
-        let _rest = pool.take(&vec![5; RECEIVE_POOL_BYTES - 65_535]);
-        let next = pool.take(&[6; 65_535]);
+        let _rest = pool.take(&[5; 2 * BIG]);
+        let next = pool.take(&[6; BIG]);
         assert_ne!(
             next.as_ptr(),
             start,
             "a buffer still referred to is not reused"
         );
-        assert_eq!(&kept[..], &[4; 65_535][..]);
-        assert_eq!(&next[..], &[6; 65_535][..]);
+        assert_eq!(&kept[..], &[4; RECEIVE_POOL_BYTES - 2 * BIG][..]);
+        assert_eq!(&next[..], &[6; BIG][..]);
+        assert_eq!(&small[..], &[9; 1200][..]);
     }
 }

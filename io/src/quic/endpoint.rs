@@ -45,17 +45,12 @@ const POOLED_DATAGRAM_BYTES_MIN: usize = RECEIVE_POOL_BYTES / 4;
 /// that keeps stream data unread holds at most 4 times what quinn-proto
 /// counts; small datagrams (Ethernet-sized ones, acknowledgements) are
 /// not pooled, so a peer cannot pin a whole buffer with a few bytes.
+#[derive(Default)]
 struct ReceivePool {
     buf: BytesMut,
 }
 
 impl ReceivePool {
-    fn new() -> Self {
-        ReceivePool {
-            buf: BytesMut::new(),
-        }
-    }
-
     /// A copy of `data`: in the pool's buffer if it is large.
     fn take(&mut self, data: &[u8]) -> BytesMut {
         if data.len() < POOLED_DATAGRAM_BYTES_MIN {
@@ -495,7 +490,7 @@ impl State {
 
 async fn receive_loop(shared: Rc<Shared>) {
     let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
-    let mut pool = ReceivePool::new();
+    let mut pool = ReceivePool::default();
     let mut burst = 0;
     loop {
         let received = shared.socket.recv_from(&mut buf).await;
@@ -600,7 +595,7 @@ mod tests {
     #[test]
     fn receive_pool_reuses_its_buffer_once_datagrams_are_dropped() {
         const BIG: usize = POOLED_DATAGRAM_BYTES_MIN;
-        let mut pool = ReceivePool::new();
+        let mut pool = ReceivePool::default();
         let first = pool.take(&[1; BIG]);
         let start = first.as_ptr();
         let small = pool.take(&[9; 1200]);

@@ -269,8 +269,9 @@ impl Core {
             })
         };
         // Most reads finish without waiting for anything: they need no task
-        // and no timer.
-        let mut recorded = false;
+        // and no timer. Work still running when the deadline passed is kept
+        // in `overdue`.
+        let mut overdue = None;
         if futures_lite::future::poll_once(&mut work).await.is_none() {
             // The rest runs as its own task: a write that has begun is never
             // cancelled halfway (the deadline only stops the waiting). The
@@ -283,19 +284,18 @@ impl Core {
                 if !done.get() {
                     out.end_with(self, id, timed_out(timeout_ms)).await;
                 }
-                self.metrics()
-                    .record_request(op, started.elapsed(), !out.failed.get());
-                recorded = true;
-                // The request keeps its place in the core's and the
-                // connection's counts until its work is over, so a client
-                // cannot pile up abandoned writes and a draining core waits
-                // for them.
-                work.await;
+                overdue = Some(work);
             }
         }
-        if !recorded {
-            self.metrics()
-                .record_request(op, started.elapsed(), !out.failed.get());
+        // The latency recorded is the answer's (a `Timeout`'s when overdue).
+        self.metrics()
+            .record_request(op, started.elapsed(), !out.failed.get());
+        if let Some(work) = overdue {
+            // The request keeps its place in the core's and the
+            // connection's counts until its work is over, so a client
+            // cannot pile up abandoned writes and a draining core waits
+            // for them.
+            work.await;
         }
         self.done_inflight(1);
     }

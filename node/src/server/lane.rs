@@ -112,7 +112,7 @@ async fn serve_lane(core: Rc<Core>, send: SendStream, mut recv: RecvStream, budg
                         }
                         // Each write is counted in as it is read, in
                         // arrival order, like any request.
-                        admit(&budget).await;
+                        budget.admit().await;
                         writes.shard = Some(shard);
                         writes.bytes += bytes;
                         writes.frames.push(frame);
@@ -151,20 +151,20 @@ impl Budget {
         self.inflight.get() >= IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX
     }
 
+    /// Waits until the connection has room for one more request, then
+    /// counts it in.
+    async fn admit(&self) {
+        while self.is_full() {
+            self.freed.notified().await;
+        }
+        self.inflight.set(self.inflight.get() + 1);
+    }
+
     /// `count` requests are over.
     fn release(&self, count: usize) {
         self.inflight.set(self.inflight.get() - count);
         self.freed.notify_all();
     }
-}
-
-/// Waits until the connection has room for one more request, then counts
-/// it in.
-async fn admit(budget: &Budget) {
-    while budget.is_full() {
-        budget.freed.notified().await;
-    }
-    budget.inflight.set(budget.inflight.get() + 1);
 }
 
 /// Starts the coalesced writes (if any; already counted in) as one task; a
@@ -211,7 +211,7 @@ async fn run_or_spawn(request: impl std::future::Future<Output = ()> + 'static) 
 
 /// Runs `frame` once the connection has room for it.
 async fn start_request(core: &Rc<Core>, frame: RequestFrame, tx: &Rc<LaneTx>, budget: &Rc<Budget>) {
-    admit(budget).await;
+    budget.admit().await;
     run_request(core, frame, tx, budget).await;
 }
 

@@ -177,8 +177,12 @@ fn run_net(args: &NetArgs) -> Result<()> {
     let w = &args.workload;
     print_header(w);
     println!(
-        "Network:    concurrency {}, connections {}, lanes {}, client threads {}; node writes are durable (WAL group commit)",
-        args.concurrency, args.node.connections, args.node.lanes, args.node.client_threads
+        "Network:    concurrency {}, connections {}, lanes {}, client threads {}, combine writes {}; node writes are durable (WAL group commit)",
+        args.concurrency,
+        args.node.connections,
+        args.node.lanes,
+        args.node.client_threads,
+        args.node.combine_writes
     );
     // One shard per core over the benchmark's key range: the node's
     // default even split on the first two bytes would put every

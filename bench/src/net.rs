@@ -38,7 +38,7 @@ async fn series(args: &NetArgs, target: &Target) -> Result<Vec<BenchResult>> {
     for _ in 0..node.connections {
         // Every worker of this connection may have its request in flight
         // (`--concurrency` is at most 1024, within the protocol's 4096).
-        let client = target::connect(target, node.lanes, args.concurrency, REQUEST_TIMEOUT);
+        let client = target::connect(target, node, args.concurrency, REQUEST_TIMEOUT);
         clients.push(client.await?);
     }
     let plan_args = args.network_plan_args();
@@ -53,6 +53,7 @@ async fn series(args: &NetArgs, target: &Target) -> Result<Vec<BenchResult>> {
         connections: node.connections,
         lanes: node.lanes,
         client_threads: node.client_threads,
+        combine_writes: node.combine_writes,
         node_cores: target.node_cores,
         durable_writes: true,
     };

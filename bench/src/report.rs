@@ -57,6 +57,8 @@ pub struct NetFacts {
     pub connections: usize,
     pub lanes: usize,
     pub client_threads: usize,
+    /// The client combined concurrent writes for one shard into batches.
+    pub combine_writes: bool,
     /// Cores of the node when the bench started it, else unknown.
     pub node_cores: Option<usize>,
     /// Node writes are acknowledged after the WAL group commit (fdatasync).

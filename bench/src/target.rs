@@ -52,6 +52,12 @@ pub struct NodeArgs {
     /// Tokio worker threads of the client; 1 is a current-thread runtime.
     #[arg(long = "client_threads", alias = "client-threads", default_value_t = 1)]
     pub client_threads: usize,
+    /// Let the client combine puts and deletes made at about the same time
+    /// for one shard into one batch request (its default);
+    /// `--combine_writes=false` sends every write on its own.
+    #[arg(long = "combine_writes", alias = "combine-writes", default_value_t = true,
+          action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub combine_writes: bool,
     /// Start a node from this `ferrisdb` binary (without a value, or
     /// `auto`: the `ferrisdb` next to this executable) with --insecure, a
     /// fresh data directory and free loopback ports; stop it with SIGTERM
@@ -249,18 +255,19 @@ pub fn runtime(client_threads: usize) -> Result<tokio::runtime::Runtime> {
     .context("start the tokio runtime")
 }
 
-/// One client connection with `lanes` streams, room for `in_flight`
-/// requests and a `timeout` deadline per request.
+/// One client connection with `node`'s lanes and write combining, room
+/// for `in_flight` requests and a `timeout` deadline per request.
 pub async fn connect(
     target: &Target,
-    lanes: usize,
+    node: &NodeArgs,
     in_flight: usize,
     timeout: Duration,
 ) -> Result<Client> {
     let mut config = ClientConfig::new(vec![target.endpoint], target.security.clone());
     config.request_timeout = timeout;
-    config.lanes_per_connection = lanes;
+    config.lanes_per_connection = node.lanes;
     config.max_in_flight = in_flight;
+    config.combine_writes = node.combine_writes;
     Client::connect(config)
         .await
         .with_context(|| format!("connect to the node at {}", target.endpoint))

@@ -78,7 +78,7 @@ pub fn run(args: &YcsbArgs) -> Result<()> {
         let timeout = Duration::from_secs_f64(args.request_timeout_secs);
         let mut clients: Vec<Client> = Vec::with_capacity(args.node.connections);
         for _ in 0..args.node.connections {
-            clients.push(crate::target::connect(&target, args.node.lanes, threads, timeout).await?);
+            clients.push(crate::target::connect(&target, &args.node, threads, timeout).await?);
         }
         let mut reports = Vec::new();
         for phase in &phases {
@@ -167,6 +167,7 @@ pub fn run(args: &YcsbArgs) -> Result<()> {
             client_threads: args.node.client_threads,
             connections: args.node.connections,
             lanes: args.node.lanes,
+            combine_writes: Some(args.node.combine_writes),
             machine: serde_json::to_value(crate::sysinfo::machine(&args.data_dir))
                 .context("describe the machine")?,
             phases: reports,
@@ -218,10 +219,11 @@ fn print_preamble(label: &str, w: &CoreWorkload, threads: usize, args: &YcsbArgs
         }
     );
     println!(
-        "Client:     {threads} threads over {} connection(s) x {} lanes, {} client thread(s); {}; node writes are durable",
+        "Client:     {threads} threads over {} connection(s) x {} lanes, {} client thread(s), combine writes {}; {}; node writes are durable",
         args.node.connections,
         args.node.lanes,
         args.node.client_threads,
+        args.node.combine_writes,
         w.target.map_or("closed loop".to_string(), |t| format!(
             "open loop, target {t} ops/s"
         ))

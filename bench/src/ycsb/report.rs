@@ -36,6 +36,10 @@ pub struct Report {
     pub client_threads: usize,
     pub connections: usize,
     pub lanes: usize,
+    /// Whether the client combined concurrent writes (absent in reports
+    /// written before the option existed).
+    #[serde(default)]
+    pub combine_writes: Option<bool>,
     pub machine: serde_json::Value,
     pub phases: Vec<PhaseReport>,
 }

@@ -1,6 +1,7 @@
 //! The client: shard map, connections per core, routing, deadlines.
 
 use crate::batch::Batch;
+use crate::combine::Combiner;
 use crate::config::ClientConfig;
 use crate::connection::{ConnectParams, CoreConnection, Responses};
 use crate::error::Error;
@@ -55,6 +56,8 @@ struct Inner {
     map_refresh: tokio::sync::Mutex<()>,
     cores: Mutex<HashMap<SocketAddr, CoreEntry>>,
     next_id: AtomicU64,
+    /// Open groups of single-key writes (`ClientConfig::combine_writes`).
+    combiner: Combiner,
 }
 
 /// One core in the core table: its live connection, if any (the fast path
@@ -117,6 +120,7 @@ impl Client {
                 cores: Mutex::new(HashMap::new()),
                 // 0 is `STREAM_ERROR_ID`.
                 next_id: AtomicU64::new(1),
+                combiner: Combiner::default(),
             });
             let client = Client { inner, timeout };
             match client.refresh_shard_map().await {
@@ -162,19 +166,21 @@ impl Client {
     }
 
     /// Sets `key` to `value`; returns the write's commit version once it is
-    /// durable.
+    /// durable. Puts and deletes made at about the same time for one shard
+    /// may travel as one atomic batch and then share a commit version
+    /// (`ClientConfig::combine_writes`).
     pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<u64, Error> {
-        let request = Request::Put {
+        self.write_one(WriteOp::Put {
             key: key.as_ref().to_vec(),
             value: value.as_ref().to_vec(),
-        };
-        self.write(request).await
+        })
+        .await
     }
 
     /// Removes `key` (no error when it has no value); returns the commit
-    /// version.
+    /// version (shared as for [`Client::put`]).
     pub async fn delete(&self, key: impl AsRef<[u8]>) -> Result<u64, Error> {
-        self.write(Request::Delete {
+        self.write_one(WriteOp::Delete {
             key: key.as_ref().to_vec(),
         })
         .await
@@ -266,6 +272,59 @@ impl Client {
         written(self, self.call(request).await?)
     }
 
+    /// A put or delete: joins its shard's open group of writes when
+    /// combining is on, else goes out on its own.
+    async fn write_one(&self, op: WriteOp) -> Result<u64, Error> {
+        op.validate().map_err(Error::invalid)?;
+        if !self.inner.config.combine_writes {
+            return self.write_alone(op).await;
+        }
+        let deadline = self.deadline();
+        let map = self.shard_map();
+        let shard = shard_of(&map, op.key()).id;
+        let outcome = self.inner.combiner.join(self, shard, map.version, op);
+        match self.within(deadline, outcome).await? {
+            Ok(outcome) => outcome,
+            // The group's sender was dropped unanswered: only when the
+            // runtime shuts down.
+            Err(_) => Err(Error::ConnectionLost {
+                addr: self.inner.map_source,
+                reason: "the runtime stopped before the write was answered".into(),
+            }),
+        }
+    }
+
+    /// A single put or delete (already validated) as its own request.
+    pub(crate) async fn write_alone(&self, op: WriteOp) -> Result<u64, Error> {
+        let request = match op {
+            WriteOp::Put { key, value } => Request::Put { key, value },
+            WriteOp::Delete { key } => Request::Delete { key },
+            WriteOp::DeleteRange { start, end } => Request::DeleteRange { start, end },
+        };
+        written(self, self.call_valid(request).await?)
+    }
+
+    /// A combined group of writes (a valid [`Request::Batch`]): its outcome,
+    /// and the request back, for sending its writes one by one if the node
+    /// refused the batch.
+    pub(crate) async fn write_combined(&self, request: Request) -> (Result<u64, Error>, Request) {
+        let mut frame = unstamped(request);
+        let outcome = match self.call_frame(&mut frame).await {
+            Ok(response) => written(self, response),
+            Err(err) => Err(err),
+        };
+        (outcome, frame.request)
+    }
+
+    /// The deadline length of this handle's calls.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(crate) fn combiner(&self) -> &Combiner {
+        &self.inner.combiner
+    }
+
     /// Validates, routes and sends a single-response request.
     async fn call(&self, request: Request) -> Result<Response, Error> {
         request.validate().map_err(Error::invalid)?;
@@ -275,8 +334,12 @@ impl Client {
     /// Routes and sends a single-response request already validated;
     /// follows `WrongShard` answers with a map refresh and another attempt.
     async fn call_valid(&self, request: Request) -> Result<Response, Error> {
+        self.call_frame(&mut unstamped(request)).await
+    }
+
+    /// [`Client::call_valid`] for a frame the caller keeps.
+    async fn call_frame(&self, frame: &mut RequestFrame) -> Result<Response, Error> {
         let deadline = self.deadline();
-        let mut frame = unstamped(request);
         let mut attempt = 0;
         loop {
             let map = self.shard_map();
@@ -287,9 +350,7 @@ impl Client {
             // One deadline timer for sending and the reply.
             let reply = self
                 .within(deadline, async {
-                    let mut responses = self
-                        .send_unbounded(core, &map, &mut frame, deadline)
-                        .await?;
+                    let mut responses = self.send_unbounded(core, &map, frame, deadline).await?;
                     responses.next().await
                 })
                 .await??;

@@ -101,6 +101,48 @@ impl Error {
         }
     }
 
+    /// The same failure for another call that shared its request (a
+    /// combined group of writes). The configuration and certificate
+    /// variants are never the outcome of a request; they are kept as text.
+    pub(crate) fn for_another_caller(&self) -> Error {
+        match self {
+            Error::Config(message) => Error::Config(message.clone()),
+            Error::Tls(err) => Error::Config(err.to_string()),
+            Error::InvalidArgument { code, message } => Error::InvalidArgument {
+                code: *code,
+                message: message.clone(),
+            },
+            Error::CrossShardBatch { first, other } => Error::CrossShardBatch {
+                first: *first,
+                other: *other,
+            },
+            Error::Connect {
+                addr,
+                reason,
+                retryable,
+            } => Error::Connect {
+                addr: *addr,
+                reason: reason.clone(),
+                retryable: *retryable,
+            },
+            Error::ConnectionLost { addr, reason } => Error::ConnectionLost {
+                addr: *addr,
+                reason: reason.clone(),
+            },
+            Error::Timeout { timeout_ms } => Error::Timeout {
+                timeout_ms: *timeout_ms,
+            },
+            Error::Server { code, message } => Error::Server {
+                code: *code,
+                message: message.clone(),
+            },
+            Error::Protocol { addr, reason } => Error::Protocol {
+                addr: *addr,
+                reason: reason.clone(),
+            },
+        }
+    }
+
     pub(crate) fn invalid((code, message): (ErrorCode, String)) -> Self {
         Error::InvalidArgument { code, message }
     }

@@ -35,6 +35,7 @@
 
 mod batch;
 mod client;
+mod combine;
 mod config;
 mod connection;
 mod error;

@@ -553,3 +553,190 @@ async fn insecure_client_and_insecure_node() {
         .expect_err("no client certificate");
     assert!(!err.is_retryable(), "{err:?}");
 }
+
+/// The requests the fake node has seen, as (core, ops per request), leaving
+/// out shard map requests.
+fn write_requests(node: &FakeNode) -> Vec<(u32, usize)> {
+    node.seen()
+        .into_iter()
+        .filter_map(|s| match s.frame.request {
+            Request::Batch { ops } => Some((s.core, ops.len())),
+            Request::Put { .. } | Request::Delete { .. } => Some((s.core, 1)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs `writes` (key, value; `None` deletes) as concurrent calls, spawned
+/// in order on the test's single-threaded runtime, and returns each call's
+/// result in the same order.
+async fn concurrent_writes(
+    client: &Client,
+    writes: Vec<(String, Option<Vec<u8>>)>,
+) -> Vec<Result<u64, Error>> {
+    let tasks: Vec<_> = writes
+        .into_iter()
+        .map(|(key, value)| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                match value {
+                    Some(value) => client.put(key, value).await,
+                    None => client.delete(key).await,
+                }
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    results
+}
+
+#[tokio::test]
+async fn concurrent_writes_to_one_shard_travel_as_one_batch() {
+    let (node, _certs, client) = two_cores("combine").await;
+    node.insert(b"a99", b"old");
+    node.clear_seen();
+    let mut writes: Vec<_> = (0..40)
+        .map(|i| (format!("a{i:02}"), Some(vec![i as u8])))
+        .collect();
+    writes.push(("a99".into(), None));
+    // Two writes of one key: the later call's value wins.
+    writes.push(("dup".into(), Some(b"first".to_vec())));
+    writes.push(("dup".into(), Some(b"second".to_vec())));
+    let results = concurrent_writes(&client, writes).await;
+
+    assert_eq!(write_requests(&node), vec![(0, 43)], "one batch on core 0");
+    let versions: Vec<u64> = results.into_iter().map(|r| r.expect("write")).collect();
+    assert!(versions.iter().all(|v| *v == versions[0]), "{versions:?}");
+    for i in 0..40u8 {
+        assert_eq!(node.value(format!("a{i:02}").as_bytes()), Some(vec![i]));
+    }
+    assert_eq!(node.value(b"a99"), None);
+    assert_eq!(node.value(b"dup"), Some(b"second".to_vec()));
+
+    // A lone write goes out as itself.
+    node.clear_seen();
+    client.put("solo", "1").await.expect("put");
+    let seen = node.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        matches!(seen[0].frame.request, Request::Put { .. }),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn combined_writes_go_to_each_shard_separately() {
+    let (node, _certs, client) = two_cores("combine-shards").await;
+    node.clear_seen();
+    let writes = ["b", "c", "x", "d", "y"]
+        .into_iter()
+        .map(|k| (k.to_string(), Some(b"v".to_vec())))
+        .collect();
+    for result in concurrent_writes(&client, writes).await {
+        result.expect("write");
+    }
+    let mut requests = write_requests(&node);
+    requests.sort();
+    assert_eq!(requests, vec![(0, 3), (1, 2)]);
+}
+
+#[tokio::test]
+async fn without_combining_every_write_is_its_own_request() {
+    let certs = make_certs(&test_dir("combine-off"));
+    let node = FakeNode::start(&certs, 2, &[b"m"]).await;
+    let mut config = config(&node, &certs);
+    config.combine_writes = false;
+    let client = Client::connect(config).await.expect("connect");
+    node.clear_seen();
+    let writes = (0..10)
+        .map(|i| (format!("k{i}"), Some(b"v".to_vec())))
+        .collect();
+    for result in concurrent_writes(&client, writes).await {
+        result.expect("write");
+    }
+    assert_eq!(write_requests(&node), vec![(0, 1); 10]);
+}
+
+#[tokio::test]
+async fn a_group_is_closed_at_its_write_and_byte_limits() {
+    let (node, _certs, client) = two_cores("combine-limits").await;
+    node.clear_seen();
+    let writes = (0..600)
+        .map(|i| (format!("k{i:03}"), Some(b"v".to_vec())))
+        .collect();
+    for result in concurrent_writes(&client, writes).await {
+        result.expect("write");
+    }
+    let mut sizes: Vec<usize> = write_requests(&node).into_iter().map(|(_, n)| n).collect();
+    sizes.sort();
+    assert_eq!(sizes, vec![88, 256, 256]);
+    assert_eq!(node.value(b"k599"), Some(b"v".to_vec()));
+
+    // 12 values of VALUE_BYTES_MAX: 10 fill a group's 1 MiB of keys and values.
+    node.clear_seen();
+    let writes = (0..12)
+        .map(|i| (format!("big{i:02}"), Some(vec![7u8; VALUE_BYTES_MAX])))
+        .collect();
+    for result in concurrent_writes(&client, writes).await {
+        result.expect("write");
+    }
+    let mut sizes: Vec<usize> = write_requests(&node).into_iter().map(|(_, n)| n).collect();
+    sizes.sort();
+    assert_eq!(sizes, vec![2, 10]);
+}
+
+#[tokio::test]
+async fn a_batch_refused_for_spanning_shards_is_sent_write_by_write() {
+    let (node, _certs, client) = two_cores("combine-stale").await;
+    // The node splits anew at "f" (map version 2); the client still routes
+    // "b" and "g" to shard 0 by version 1 and combines them.
+    node.resplit(&[b"f"]);
+    node.clear_seen();
+    let writes = vec![
+        ("b".to_string(), Some(b"1".to_vec())),
+        ("g".to_string(), Some(b"2".to_vec())),
+    ];
+    for result in concurrent_writes(&client, writes).await {
+        result.expect("write");
+    }
+    assert_eq!(node.value(b"b"), Some(b"1".to_vec()));
+    assert_eq!(node.value(b"g"), Some(b"2".to_vec()));
+    let requests = write_requests(&node);
+    assert_eq!(
+        requests[0],
+        (0, 2),
+        "the combined batch first: {requests:?}"
+    );
+    assert!(
+        requests[1..].contains(&(0, 1)) && requests[1..].contains(&(1, 1)),
+        "{requests:?}"
+    );
+    assert_eq!(client.shard_map().version, 2);
+}
+
+#[tokio::test]
+async fn combined_writes_keep_their_own_deadlines() {
+    let (node, _certs, client) = two_cores("combine-deadline").await;
+    node.delay(b"a1", Duration::from_millis(600));
+    node.clear_seen();
+    // Calls with another deadline length do not join the same group.
+    let short = client.with_timeout(Duration::from_millis(150));
+    let (r1, r3, r2) = tokio::join!(
+        short.put("a1", "v"),
+        short.put("a3", "v"),
+        client.put("a2", "v")
+    );
+    for result in [r1, r3] {
+        assert!(
+            matches!(result, Err(Error::Timeout { timeout_ms: 150 })),
+            "{result:?}"
+        );
+    }
+    r2.expect("the other group is not held back");
+    let mut requests = write_requests(&node);
+    requests.sort();
+    assert_eq!(requests, vec![(0, 1), (0, 2)]);
+}

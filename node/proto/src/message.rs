@@ -267,6 +267,14 @@ fn check_range(start: &[u8], end: &[u8]) -> Result<(), (ErrorCode, String)> {
 }
 
 impl WriteOp {
+    /// The key whose shard the operation belongs to (a range's start).
+    pub fn key(&self) -> &[u8] {
+        match self {
+            WriteOp::Put { key, .. } | WriteOp::Delete { key } => key,
+            WriteOp::DeleteRange { start, .. } => start,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), (ErrorCode, String)> {
         match self {
             WriteOp::Put { key, value } => check_key(key).and_then(|()| check_value(value)),
@@ -330,10 +338,7 @@ impl Request {
         match self {
             Request::Get { key } | Request::Put { key, .. } | Request::Delete { key } => Some(key),
             Request::DeleteRange { start, .. } => Some(start),
-            Request::Batch { ops } => ops.first().map(|op| match op {
-                WriteOp::Put { key, .. } | WriteOp::Delete { key } => key.as_slice(),
-                WriteOp::DeleteRange { start, .. } => start.as_slice(),
-            }),
+            Request::Batch { ops } => ops.first().map(WriteOp::key),
             Request::Scan {
                 start,
                 end,

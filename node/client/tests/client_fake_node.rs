@@ -627,19 +627,33 @@ async fn concurrent_writes_to_one_shard_travel_as_one_batch() {
     );
 }
 
+/// Clears what `node` has seen, runs `writes` concurrently, expects every
+/// one to succeed and returns the write requests the node saw, sorted.
+async fn requests_for(
+    node: &FakeNode,
+    client: &Client,
+    writes: Vec<(String, Option<Vec<u8>>)>,
+) -> Vec<(u32, usize)> {
+    node.clear_seen();
+    for result in concurrent_writes(client, writes).await {
+        result.expect("write");
+    }
+    let mut requests = write_requests(node);
+    requests.sort();
+    requests
+}
+
+fn puts(keys: impl IntoIterator<Item = String>, value: &[u8]) -> Vec<(String, Option<Vec<u8>>)> {
+    keys.into_iter()
+        .map(|k| (k, Some(value.to_vec())))
+        .collect()
+}
+
 #[tokio::test]
 async fn combined_writes_go_to_each_shard_separately() {
     let (node, _certs, client) = two_cores("combine-shards").await;
-    node.clear_seen();
-    let writes = ["b", "c", "x", "d", "y"]
-        .into_iter()
-        .map(|k| (k.to_string(), Some(b"v".to_vec())))
-        .collect();
-    for result in concurrent_writes(&client, writes).await {
-        result.expect("write");
-    }
-    let mut requests = write_requests(&node);
-    requests.sort();
+    let keys = ["b", "c", "x", "d", "y"].map(String::from);
+    let requests = requests_for(&node, &client, puts(keys, b"v")).await;
     assert_eq!(requests, vec![(0, 3), (1, 2)]);
 }
 
@@ -650,42 +664,25 @@ async fn without_combining_every_write_is_its_own_request() {
     let mut config = config(&node, &certs);
     config.combine_writes = false;
     let client = Client::connect(config).await.expect("connect");
-    node.clear_seen();
-    let writes = (0..10)
-        .map(|i| (format!("k{i}"), Some(b"v".to_vec())))
-        .collect();
-    for result in concurrent_writes(&client, writes).await {
-        result.expect("write");
-    }
-    assert_eq!(write_requests(&node), vec![(0, 1); 10]);
+    let writes = puts((0..10).map(|i| format!("k{i}")), b"v");
+    assert_eq!(requests_for(&node, &client, writes).await, vec![(0, 1); 10]);
 }
 
 #[tokio::test]
 async fn a_group_is_closed_at_its_write_and_byte_limits() {
     let (node, _certs, client) = two_cores("combine-limits").await;
-    node.clear_seen();
-    let writes = (0..600)
-        .map(|i| (format!("k{i:03}"), Some(b"v".to_vec())))
-        .collect();
-    for result in concurrent_writes(&client, writes).await {
-        result.expect("write");
-    }
-    let mut sizes: Vec<usize> = write_requests(&node).into_iter().map(|(_, n)| n).collect();
-    sizes.sort();
-    assert_eq!(sizes, vec![88, 256, 256]);
+    let writes = puts((0..600).map(|i| format!("k{i:03}")), b"v");
+    let requests = requests_for(&node, &client, writes).await;
+    assert_eq!(requests, vec![(0, 88), (0, 256), (0, 256)]);
     assert_eq!(node.value(b"k599"), Some(b"v".to_vec()));
 
     // 12 values of VALUE_BYTES_MAX: 10 fill a group's 1 MiB of keys and values.
-    node.clear_seen();
-    let writes = (0..12)
-        .map(|i| (format!("big{i:02}"), Some(vec![7u8; VALUE_BYTES_MAX])))
-        .collect();
-    for result in concurrent_writes(&client, writes).await {
-        result.expect("write");
-    }
-    let mut sizes: Vec<usize> = write_requests(&node).into_iter().map(|(_, n)| n).collect();
-    sizes.sort();
-    assert_eq!(sizes, vec![2, 10]);
+    let big = vec![7u8; VALUE_BYTES_MAX];
+    let writes = puts((0..12).map(|i| format!("big{i:02}")), &big);
+    assert_eq!(
+        requests_for(&node, &client, writes).await,
+        vec![(0, 2), (0, 10)]
+    );
 }
 
 #[tokio::test]

@@ -275,6 +275,23 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The shards whose engine failed and refuses writes until the node is
+/// restarted (a full disk, an I/O error, corruption), as `shard N: why`,
+/// read from the status snapshot; none when the status cannot be had.
+fn refusing_writes(shared: &Shared) -> Vec<String> {
+    let Ok(status) = catch_unwind(AssertUnwindSafe(|| (shared.status)())) else {
+        return Vec::new();
+    };
+    let cores = status["cores"].as_array().into_iter().flatten();
+    let shards = cores.flat_map(|core| core["shards"].as_array().into_iter().flatten());
+    shards
+        .filter_map(|shard| {
+            let why = shard["poisoned"].as_str()?;
+            Some(format!("shard {}: {why}", shard["id"]))
+        })
+        .collect()
+}
+
 fn route(path: &str, shared: &Shared) -> (u16, &'static str, Vec<u8>) {
     const TEXT: &str = "text/plain; charset=utf-8";
     match path {
@@ -286,7 +303,13 @@ fn route(path: &str, shared: &Shared) -> (u16, &'static str, Vec<u8>) {
         "/healthz" if shared.shutting_down.load(Ordering::Acquire) => {
             (503, TEXT, b"shutting down\n".to_vec())
         }
-        "/healthz" => (200, TEXT, b"ok\n".to_vec()),
+        "/healthz" => match refusing_writes(shared) {
+            refusing if refusing.is_empty() => (200, TEXT, b"ok\n".to_vec()),
+            refusing => {
+                let body = format!("refusing writes: {}\n", refusing.join("; "));
+                (503, TEXT, body.into_bytes())
+            }
+        },
         "/status" => match catch_unwind(AssertUnwindSafe(|| (shared.status)())) {
             Ok(value) => {
                 let mut body = serde_json::to_vec_pretty(&value).unwrap_or_default();
@@ -648,6 +671,24 @@ mod tests {
             get(addr, "/healthz").0,
             200,
             "slots come back when clients leave"
+        );
+    }
+
+    #[test]
+    fn healthz_names_the_shards_that_refuse_writes() {
+        let metrics = Metrics::new(2);
+        let status: StatusFn = Arc::new(|| {
+            serde_json::json!({"cores": [
+                {"core": 0, "shards": [{"id": 0, "poisoned": null}]},
+                {"core": 1, "shards": [{"id": 1, "poisoned": "write 9.sst: No space left on device"}]},
+            ]})
+        });
+        let admin = spawn("127.0.0.1:0".parse().expect("addr"), metrics, status).expect("spawn");
+        let (code, _, body) = get(admin.local_addr(), "/healthz");
+        assert_eq!(code, 503);
+        assert_eq!(
+            body,
+            "refusing writes: shard 1: write 9.sst: No space left on device\n"
         );
     }
 

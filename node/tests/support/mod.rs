@@ -153,6 +153,8 @@ pub struct NodeOptions {
     pub cores: usize,
     pub memtable_bytes: &'static str,
     pub extra_args: Vec<String>,
+    /// The data directory; by default `data` in the node's temporary directory.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for NodeOptions {
@@ -161,6 +163,7 @@ impl Default for NodeOptions {
             cores: 2,
             memtable_bytes: "4MiB",
             extra_args: Vec::new(),
+            data_dir: None,
         }
     }
 }
@@ -192,7 +195,10 @@ impl NodeProcess {
         let (port, admin_port) = free_ports(options.cores);
         let mut node = NodeProcess {
             certs,
-            data_dir: dir.path().join("data"),
+            data_dir: options
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| dir.path().join("data")),
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
             admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
             options,

@@ -91,12 +91,26 @@ pub fn run(cmd: InspectCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// The line `main` prints after `error: `: a [`Problem`] as
-/// `<file>: offset <N>: <what>`, anything else with its contexts.
+/// `<file>: offset <N>: <what>`, anything else with its contexts and
+/// causes, `: `-separated. A cause its error's message already ends with
+/// (an I/O error that shows its OS error and also gives it as its source)
+/// is shown once.
 pub fn render_error(err: &anyhow::Error) -> String {
-    match err.downcast_ref::<Problem>() {
-        Some(problem) => problem.to_string(),
-        None => format!("{err:#}"),
+    if let Some(problem) = err.downcast_ref::<Problem>() {
+        return problem.to_string();
     }
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// True when standard output was closed under us (`ferrisdb inspect ... | head`).
@@ -131,12 +145,32 @@ pub fn count(n: impl Into<u64>, word: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::count;
+    use super::{count, render_error};
+    use anyhow::Context;
 
     #[test]
     fn counts_are_pluralized() {
         assert_eq!(count(1u64, "entry"), "1 entry");
         assert_eq!(count(3u64, "entry"), "3 entries");
         assert_eq!(count(0u64, "record"), "0 records");
+    }
+
+    #[test]
+    fn an_error_line_shows_each_cause_once() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let err = ferrisdb_io::Error::Os {
+            op: "write",
+            path: "/d/wal.tmp".into(),
+            source: full,
+        };
+        let err = Err::<(), _>(err).context("open shard 0 in /d").unwrap_err();
+        assert_eq!(
+            render_error(&err),
+            "open shard 0 in /d: write /d/wal.tmp: No space left on device (os error 28)"
+        );
+        let err = Err::<(), _>(std::io::Error::other("denied"))
+            .context("read config")
+            .unwrap_err();
+        assert_eq!(render_error(&err), "read config: denied");
     }
 }

@@ -87,7 +87,8 @@ impl Combiner {
             opened = true;
             Group::default()
         });
-        if group.ops.len() >= GROUP_OPS_MAX || group.bytes + bytes > GROUP_BYTES_MAX {
+        let full = group.ops.len() >= GROUP_OPS_MAX || group.bytes + bytes > GROUP_BYTES_MAX;
+        if full && !group.ops.is_empty() {
             // Full: it leaves now; this write opens the next group, which
             // the full group's pending sender will take.
             tokio::spawn(send(client.clone(), std::mem::take(group)));

@@ -275,11 +275,20 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The status document; `None` (logged) when its callback panicked.
+fn status(shared: &Shared) -> Option<serde_json::Value> {
+    let status = catch_unwind(AssertUnwindSafe(|| (shared.status)()));
+    if status.is_err() {
+        tracing::error!("the /status callback panicked");
+    }
+    status.ok()
+}
+
 /// The shards whose engine failed and refuses writes until the node is
 /// restarted (a full disk, an I/O error, corruption), as `shard N: why`,
 /// read from the status snapshot; none when the status cannot be had.
 fn refusing_writes(shared: &Shared) -> Vec<String> {
-    let Ok(status) = catch_unwind(AssertUnwindSafe(|| (shared.status)())) else {
+    let Some(status) = status(shared) else {
         return Vec::new();
     };
     let cores = status["cores"].as_array().into_iter().flatten();
@@ -310,16 +319,13 @@ fn route(path: &str, shared: &Shared) -> (u16, &'static str, Vec<u8>) {
                 (503, TEXT, body.into_bytes())
             }
         },
-        "/status" => match catch_unwind(AssertUnwindSafe(|| (shared.status)())) {
-            Ok(value) => {
+        "/status" => match status(shared) {
+            Some(value) => {
                 let mut body = serde_json::to_vec_pretty(&value).unwrap_or_default();
                 body.push(b'\n');
                 (200, "application/json", body)
             }
-            Err(_) => {
-                tracing::error!("the /status callback panicked");
-                (500, TEXT, b"status unavailable\n".to_vec())
-            }
+            None => (500, TEXT, b"status unavailable\n".to_vec()),
         },
         _ => (404, TEXT, b"not found\n".to_vec()),
     }

@@ -55,10 +55,7 @@ fn kill9_cycles(cores: usize) {
         let client = rt
             .block_on(Client::connect(node.client_config()))
             .unwrap_or_else(|e| panic!("cycle {cycle}: connect: {e}\nlog:\n{}", node.log()));
-        let load = {
-            let _guard = rt.enter();
-            WriteLoad::start(&client, &format!("c{cycle:03}"), WRITERS, PUT_TIMEOUT)
-        };
+        let load = WriteLoad::start(&rt, &client, &format!("c{cycle:03}"), WRITERS, PUT_TIMEOUT);
         let reached = rt.block_on(load.wait_acked(ACKED_BEFORE_KILL, LOAD_DEADLINE));
         assert!(
             reached,

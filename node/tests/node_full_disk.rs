@@ -119,10 +119,7 @@ fn a_full_disk_refuses_writes_clearly_and_loses_nothing_acknowledged() {
         .expect("connect");
 
     // Fill the disk.
-    let load = {
-        let _guard = rt.enter();
-        WriteLoad::start(&client, "full", WRITERS, PUT_TIMEOUT)
-    };
+    let load = WriteLoad::start(&rt, &client, "full", WRITERS, PUT_TIMEOUT);
     let health = wait_refusing(&mut node, FILL_DEADLINE);
     let logs = rt.block_on(load.finish(PUT_TIMEOUT * 3));
     assert!(

@@ -99,10 +99,7 @@ fn graceful_stop_under_load(signal: fn(&NodeProcess), name: &str, cores: usize) 
     let client = rt
         .block_on(Client::connect(node.client_config()))
         .expect("client");
-    let load = {
-        let _guard = rt.enter();
-        WriteLoad::start(&client, name, 8, Duration::from_secs(5))
-    };
+    let load = WriteLoad::start(&rt, &client, name, 8, Duration::from_secs(5));
     assert!(
         rt.block_on(load.wait_acked(200, Duration::from_secs(120))),
         "load got going"

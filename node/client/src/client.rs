@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::scan::{Scan, ScanOptions};
 use ferrisdb_proto::{
     ErrorCode, ErrorReply, KeyValue, MTU_UPPER_BOUND, REQUEST_TIMEOUT_MS_MAX, Request,
-    RequestFrame, Response, SOCKET_BUFFER_BYTES, ShardInfo, ShardMap, WriteOp,
+    RequestFrame, Response, SOCKET_BUFFER_BYTES, ShardInfo, ShardMap, SpansShards, WriteOp,
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -630,32 +630,10 @@ fn shard_of<'m>(map: &'m ShardMap, key: &[u8]) -> &'m ShardInfo {
 
 /// Fails unless every operation's keys lie in the shard of the first.
 fn check_one_shard(map: &ShardMap, ops: &[WriteOp]) -> Result<(), Error> {
-    let mut first: Option<&ShardInfo> = None;
-    for op in ops {
-        let (key, range_end) = match op {
-            WriteOp::Put { key, .. } | WriteOp::Delete { key } => (key, None),
-            WriteOp::DeleteRange { start, end } => (start, Some(end)),
-        };
-        let shard = shard_of(map, key);
-        let first = *first.get_or_insert(shard);
-        if shard.id != first.id {
-            return Err(Error::CrossShardBatch {
-                first: first.id,
-                other: shard.id,
-            });
-        }
-        // `[start, end)` stays in the shard when `end` is at most its end.
-        if let (Some(end), Some(shard_end)) = (range_end, &shard.end)
-            && end > shard_end
-        {
-            let other = shard_of(map, shard_end).id;
-            return Err(Error::CrossShardBatch {
-                first: first.id,
-                other,
-            });
-        }
+    match map.batch_shard(ops) {
+        Ok(_) => Ok(()),
+        Err(SpansShards { first, other }) => Err(Error::CrossShardBatch { first, other }),
     }
-    Ok(())
 }
 
 /// A client endpoint on a UDP socket bound to `bind`, with receive and send

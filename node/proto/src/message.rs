@@ -166,7 +166,45 @@ pub struct ShardMap {
     pub shards: Vec<ShardInfo>,
 }
 
+/// An atomic batch whose operations lie in more than one shard: the shard
+/// of its first operation and one outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpansShards {
+    pub first: u32,
+    pub other: u32,
+}
+
 impl ShardMap {
+    /// The one shard every operation of an atomic batch lies in (a range's
+    /// end is exclusive, so it may equal the shard's end); `None` for an
+    /// empty batch or a first key the map does not cover. Client and node
+    /// check batches by this one rule.
+    pub fn batch_shard(&self, ops: &[WriteOp]) -> Result<Option<&ShardInfo>, SpansShards> {
+        let Some(shard) = ops.first().and_then(|op| self.shard_for(op.key())) else {
+            return Ok(None);
+        };
+        let other = |key: &[u8]| {
+            self.shard_for(key)
+                .map(|s| s.id)
+                .filter(|&id| id != shard.id)
+        };
+        for op in ops {
+            let mut outside = other(op.key());
+            if let (WriteOp::DeleteRange { end, .. }, Some(shard_end)) = (op, &shard.end)
+                && end > shard_end
+            {
+                outside = outside.or(other(shard_end));
+            }
+            if let Some(other) = outside {
+                return Err(SpansShards {
+                    first: shard.id,
+                    other,
+                });
+            }
+        }
+        Ok(Some(shard))
+    }
+
     /// The shard owning `key`.
     pub fn shard_for(&self, key: &[u8]) -> Option<&ShardInfo> {
         let after = self.shards.partition_point(|s| s.start.as_slice() <= key);
@@ -376,6 +414,30 @@ mod tests {
                 shard(2, b"t", None),
             ],
         }
+    }
+
+    #[test]
+    fn a_batch_must_stay_in_one_shard() {
+        let map = map();
+        let put = |k: &[u8]| WriteOp::Put {
+            key: k.to_vec(),
+            value: vec![],
+        };
+        let range = |a: &[u8], b: &[u8]| WriteOp::DeleteRange {
+            start: a.to_vec(),
+            end: b.to_vec(),
+        };
+        let shard = |ops: &[WriteOp]| map.batch_shard(ops).map(|s| s.map(|s| s.id));
+        let spans = |first, other| Err(SpansShards { first, other });
+        assert_eq!(
+            shard(&[put(b"a"), put(b"l"), range(b"b", b"m")]),
+            Ok(Some(0))
+        );
+        assert_eq!(shard(&[put(b"a"), put(b"n")]), spans(0, 1));
+        assert_eq!(shard(&[range(b"a", b"n")]), spans(0, 1));
+        assert_eq!(shard(&[put(b"n"), range(b"m", b"zz")]), spans(1, 2));
+        assert_eq!(shard(&[put(b"x"), range(b"t", b"\xff\xff")]), Ok(Some(2)));
+        assert_eq!(shard(&[]), Ok(None));
     }
 
     #[test]

@@ -438,7 +438,11 @@ impl Core {
                 }
             }
             Request::Batch { ops } => {
-                if let Err(message) = single_shard(map, ops) {
+                if let Err(spans) = map.batch_shard(ops) {
+                    let message = format!(
+                        "a batch must stay within one shard; it has keys in shards {} and {}",
+                        spans.first, spans.other
+                    );
                     return out
                         .emit(self, id, error(ErrorCode::BadRequest, message))
                         .await;
@@ -594,75 +598,5 @@ fn op_of(request: &Request) -> Op {
         Request::Scan { .. } => Op::Scan,
         Request::ShardMap => Op::ShardMap,
         Request::Status => Op::Status,
-    }
-}
-
-/// Checks that every key of a batch belongs to one shard (a range's end is
-/// exclusive, so it may equal the shard's end).
-fn single_shard(map: &ferrisdb_proto::ShardMap, ops: &[WriteOp]) -> Result<(), String> {
-    let Some(first) = ops.first() else {
-        return Ok(());
-    };
-    let first_key = match first {
-        WriteOp::Put { key, .. } | WriteOp::Delete { key } => key,
-        WriteOp::DeleteRange { start, .. } => start,
-    };
-    let Some(shard) = map.shard_for(first_key) else {
-        return Ok(());
-    };
-    let inside = |key: &[u8]| {
-        key >= shard.start.as_slice() && shard.end.as_deref().is_none_or(|end| key < end)
-    };
-    for op in ops {
-        let fits = match op {
-            WriteOp::Put { key, .. } | WriteOp::Delete { key } => inside(key),
-            WriteOp::DeleteRange { start, end } => {
-                inside(start) && shard.end.as_deref().is_none_or(|e| end.as_slice() <= e)
-            }
-        };
-        if !fits {
-            return Err(format!(
-                "a batch must stay within one shard; its first key is in shard {} and another key is not",
-                shard.id
-            ));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ferrisdb_proto::{ShardInfo, ShardMap};
-
-    fn map() -> ShardMap {
-        let shard = |id, start: &[u8], end: Option<&[u8]>| ShardInfo {
-            id,
-            start: start.to_vec(),
-            end: end.map(<[u8]>::to_vec),
-            core: 0,
-        };
-        ShardMap {
-            version: 1,
-            core_ports: vec![1],
-            shards: vec![shard(0, b"", Some(b"m")), shard(1, b"m", None)],
-        }
-    }
-
-    #[test]
-    fn batches_must_stay_in_one_shard() {
-        let put = |k: &[u8]| WriteOp::Put {
-            key: k.to_vec(),
-            value: vec![],
-        };
-        let range = |a: &[u8], b: &[u8]| WriteOp::DeleteRange {
-            start: a.to_vec(),
-            end: b.to_vec(),
-        };
-        assert!(single_shard(&map(), &[put(b"a"), put(b"l"), range(b"b", b"m")]).is_ok());
-        assert!(single_shard(&map(), &[put(b"a"), put(b"n")]).is_err());
-        assert!(single_shard(&map(), &[range(b"a", b"n")]).is_err());
-        assert!(single_shard(&map(), &[put(b"x"), range(b"m", b"\xff\xff")]).is_ok());
-        assert!(single_shard(&map(), &[]).is_ok());
     }
 }

@@ -679,9 +679,10 @@ pub struct WriteLoad {
 }
 
 impl WriteLoad {
-    /// Starts `writers` tasks on the current tokio runtime; each put has
-    /// `put_timeout` as its deadline.
+    /// Starts `writers` tasks on `rt`; each put has `put_timeout` as its
+    /// deadline.
     pub fn start(
+        rt: &tokio::runtime::Runtime,
         client: &ferrisdb_client::Client,
         prefix: &str,
         writers: usize,
@@ -695,7 +696,7 @@ impl WriteLoad {
                 let client = client.with_timeout(put_timeout);
                 let (stop, acked) = (stop.clone(), acked.clone());
                 let prefix = format!("{prefix}-w{w:02}");
-                tokio::spawn(async move {
+                rt.spawn(async move {
                     let mut log = WriterLog::default();
                     let mut seq = 0u64;
                     while !stop.load(Ordering::SeqCst) {

@@ -333,18 +333,10 @@ impl State {
             return error(ErrorCode::WrongShard, "this core does not own the key");
         }
         // As the node: an atomic batch must stay within one shard.
-        if let Request::Batch { ops } = &request {
-            let outside = ops.iter().any(|op| {
-                let end = match op {
-                    WriteOp::DeleteRange { end, .. } => Some(end.as_slice()),
-                    _ => None,
-                };
-                map.shard_for(op.key()).map(|s| s.id) != Some(shard.id)
-                    || matches!((end, &shard.end), (Some(end), Some(shard_end)) if end > shard_end.as_slice())
-            });
-            if outside {
-                return error(ErrorCode::BadRequest, "the batch spans shards");
-            }
+        if let Request::Batch { ops } = &request
+            && map.batch_shard(ops).is_err()
+        {
+            return error(ErrorCode::BadRequest, "the batch spans shards");
         }
         match request {
             Request::Get { key } => vec![Response::Value(self.data.get(&key).cloned())],
